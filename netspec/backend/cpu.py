@@ -1,0 +1,344 @@
+"""CPU backend: numba kernels and BLAS (through numpy) for every layer.
+
+Conventions for all kernels:
+  * arrays are C-contiguous, N×C×H×W (Caffe's layout); float32 in nets, float64 in gradient checks;
+  * a kernel writes into the ``out`` arrays it is given and allocates nothing;
+  * ``prange`` runs only over disjoint outputs (the batch), never accumulates into a shared slot;
+  * no ``fastmath``: it would let LLVM drop the NaN tests the loss layers rely on.
+The plain-numpy twin of each kernel lives in ``tests/test_kernels.py``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+def zeros(shape, dtype=np.float32) -> np.ndarray:
+    return np.zeros(shape, dtype=dtype)
+
+
+def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out = a @ b`` through BLAS; ``a`` and ``b`` may be transposed views, ``out`` is C-contiguous."""
+    return np.dot(a, b, out=out)
+
+
+# ------------------------------------------------------------------------------------------ convolution
+@njit(cache=True, parallel=True)
+def im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, col):
+    """Unfold ``x`` (N,C,H,W) into ``col`` (C·kh·kw, N·oh·ow); padded cells are 0.
+
+    Row (c·kh + i)·kw + j, column n·oh·ow + y·ow + x holds x[n, c, y·sh − ph + i, x·sw − pw + j], so one
+    GEMM ``W (F, C·kh·kw) @ col`` convolves the whole batch.
+    """
+    n_img, n_ch, h, w = x.shape
+    p = oh * ow
+    for n in prange(n_img):
+        base = n * p
+        for c in range(n_ch):
+            for i in range(kh):
+                for j in range(kw):
+                    r = (c * kh + i) * kw + j
+                    for y in range(oh):
+                        iy = y * sh - ph + i
+                        q = base + y * ow
+                        if iy < 0 or iy >= h:
+                            for xx in range(ow):
+                                col[r, q + xx] = 0.0
+                        else:
+                            for xx in range(ow):
+                                ix = xx * sw - pw + j
+                                if ix >= 0 and ix < w:
+                                    col[r, q + xx] = x[n, c, iy, ix]
+                                else:
+                                    col[r, q + xx] = 0.0
+
+
+@njit(cache=True, parallel=True)
+def col2im(col, kh, kw, sh, sw, ph, pw, oh, ow, dx):
+    """The adjoint of :func:`im2col`: ``dx`` (N,C,H,W) = Σ of the ``col`` entries that read each cell."""
+    n_img, n_ch, h, w = dx.shape
+    p = oh * ow
+    for n in prange(n_img):
+        base = n * p
+        dx[n] = 0.0
+        for c in range(n_ch):
+            for i in range(kh):
+                for j in range(kw):
+                    r = (c * kh + i) * kw + j
+                    for y in range(oh):
+                        iy = y * sh - ph + i
+                        if iy < 0 or iy >= h:
+                            continue
+                        q = base + y * ow
+                        for xx in range(ow):
+                            ix = xx * sw - pw + j
+                            if ix >= 0 and ix < w:
+                                dx[n, c, iy, ix] += col[r, q + xx]
+
+
+@njit(cache=True, parallel=True)
+def conv_scatter(tmp, bias, use_bias, relu, y):
+    """``y[n, f, p] = tmp[f, n·P + p] + bias[f]`` (then max(·, 0) if ``relu``): GEMM output to N×F×P."""
+    n_img, n_f, p = y.shape
+    for n in prange(n_img):
+        for f in range(n_f):
+            b = bias[f] if use_bias else 0.0
+            for k in range(p):
+                v = tmp[f, n * p + k] + b
+                if relu and v < 0.0:
+                    v = 0.0
+                y[n, f, k] = v
+
+
+@njit(cache=True, parallel=True)
+def conv_gather(dy, y, relu, dyt):
+    """``dyt[f, n·P + p] = dy[n, f, p]`` (times [y > 0] if ``relu``): the transpose of
+    :func:`conv_scatter`, feeding the backward GEMMs, with the fused ReLU's derivative."""
+    n_img, n_f, p = dy.shape
+    for n in prange(n_img):
+        for f in range(n_f):
+            for k in range(p):
+                g = dy[n, f, k]
+                if relu and y[n, f, k] <= 0.0:
+                    g = 0.0
+                dyt[f, n * p + k] = g
+
+
+# ---------------------------------------------------------------------------------------------- pooling
+@njit(cache=True, parallel=True)
+def maxpool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
+    """Max pooling; padded cells act as −∞; ``argmax`` (int32) keeps the flat h·W + w of each max."""
+    n_img, n_ch, h, w = x.shape
+    oh, ow = y.shape[2], y.shape[3]
+    for n in prange(n_img):
+        for c in range(n_ch):
+            for oy in range(oh):
+                hs = oy * sh - ph
+                he = min(hs + kh, h)
+                hs = max(hs, 0)
+                for ox in range(ow):
+                    ws = ox * sw - pw
+                    we = min(ws + kw, w)
+                    ws = max(ws, 0)
+                    best = -np.inf
+                    arg = -1
+                    for iy in range(hs, he):
+                        for ix in range(ws, we):
+                            v = x[n, c, iy, ix]
+                            if v > best or arg < 0:
+                                best = v
+                                arg = iy * w + ix
+                    y[n, c, oy, ox] = best
+                    argmax[n, c, oy, ox] = arg
+
+
+@njit(cache=True, parallel=True)
+def maxpool_backward(dy, argmax, dx):
+    """Route each ``dy`` to the input cell that won the max (``dx`` is overwritten)."""
+    n_img, n_ch, oh, ow = dy.shape
+    w = dx.shape[3]
+    for n in prange(n_img):
+        dx[n] = 0.0
+        for c in range(n_ch):
+            for oy in range(oh):
+                for ox in range(ow):
+                    a = argmax[n, c, oy, ox]
+                    if a >= 0:
+                        dx[n, c, a // w, a % w] += dy[n, c, oy, ox]
+
+
+@njit(cache=True, parallel=True)
+def avepool_forward(x, kh, kw, sh, sw, ph, pw, y):
+    """Average pooling (Caffe): divide by the window clipped to the *padded* input, sum over the image."""
+    n_img, n_ch, h, w = x.shape
+    oh, ow = y.shape[2], y.shape[3]
+    for n in prange(n_img):
+        for c in range(n_ch):
+            for oy in range(oh):
+                hs = oy * sh - ph
+                he = min(hs + kh, h + ph)
+                for ox in range(ow):
+                    ws = ox * sw - pw
+                    we = min(ws + kw, w + pw)
+                    size = (he - hs) * (we - ws)
+                    acc = 0.0
+                    for iy in range(max(hs, 0), min(he, h)):
+                        for ix in range(max(ws, 0), min(we, w)):
+                            acc += x[n, c, iy, ix]
+                    y[n, c, oy, ox] = acc / size
+
+
+@njit(cache=True, parallel=True)
+def avepool_backward(dy, kh, kw, sh, sw, ph, pw, dx):
+    """Adjoint of :func:`avepool_forward` (``dx`` is overwritten)."""
+    n_img, n_ch, h, w = dx.shape
+    oh, ow = dy.shape[2], dy.shape[3]
+    for n in prange(n_img):
+        dx[n] = 0.0
+        for c in range(n_ch):
+            for oy in range(oh):
+                hs = oy * sh - ph
+                he = min(hs + kh, h + ph)
+                for ox in range(ow):
+                    ws = ox * sw - pw
+                    we = min(ws + kw, w + pw)
+                    g = dy[n, c, oy, ox] / ((he - hs) * (we - ws))
+                    for iy in range(max(hs, 0), min(he, h)):
+                        for ix in range(max(ws, 0), min(we, w)):
+                            dx[n, c, iy, ix] += g
+
+
+# ------------------------------------------------------------------------------- element-wise (flat views)
+@njit(cache=True)
+def relu_forward(x, y):
+    """y = max(x, 0); ``x`` and ``y`` may be the same array."""
+    for i in range(x.size):
+        v = x[i]
+        y[i] = v if v > 0.0 else 0.0
+
+
+@njit(cache=True)
+def relu_backward(y, dy, dx):
+    """dx = dy · [y > 0] from the *output* y (so it works in place)."""
+    for i in range(y.size):
+        dx[i] = dy[i] if y[i] > 0.0 else 0.0
+
+
+@njit(cache=True)
+def sigmoid_forward(x, y):
+    """y = 1 / (1 + e^−x), computed without overflow for large |x|."""
+    for i in range(x.size):
+        v = x[i]
+        if v >= 0.0:
+            y[i] = 1.0 / (1.0 + np.exp(-v))
+        else:
+            e = np.exp(v)
+            y[i] = e / (1.0 + e)
+
+
+@njit(cache=True)
+def sigmoid_backward(y, dy, dx):
+    """dx = dy · y · (1 − y)."""
+    for i in range(y.size):
+        dx[i] = dy[i] * y[i] * (1.0 - y[i])
+
+
+@njit(cache=True)
+def tanh_forward(x, y):
+    for i in range(x.size):
+        y[i] = np.tanh(x[i])
+
+
+@njit(cache=True)
+def tanh_backward(y, dy, dx):
+    """dx = dy · (1 − y²)."""
+    for i in range(y.size):
+        dx[i] = dy[i] * (1.0 - y[i] * y[i])
+
+
+@njit(cache=True)
+def dropout_forward(x, rand, ratio, scale, y):
+    """y = x · scale where rand ≥ ratio, else 0 (inverted dropout: scale = 1 / (1 − ratio))."""
+    for i in range(x.size):
+        y[i] = x[i] * scale if rand[i] >= ratio else 0.0
+
+
+@njit(cache=True)
+def dropout_backward(rand, ratio, scale, dy, dx):
+    for i in range(dy.size):
+        dx[i] = dy[i] * scale if rand[i] >= ratio else 0.0
+
+
+# --------------------------------------------------------------------------------------- softmax family
+@njit(cache=True, parallel=True)
+def softmax_forward(x, y):
+    """Softmax over axis 1 of ``x`` viewed as (N, C, S): y[n, :, s] = exp(x − max) / Σ exp(x − max)."""
+    n_img, n_c, n_s = x.shape
+    for n in prange(n_img):
+        for s in range(n_s):
+            m = x[n, 0, s]
+            for c in range(1, n_c):
+                m = max(m, x[n, c, s])
+            tot = 0.0
+            for c in range(n_c):
+                e = np.exp(x[n, c, s] - m)
+                y[n, c, s] = e
+                tot += e
+            for c in range(n_c):
+                y[n, c, s] /= tot
+
+
+@njit(cache=True, parallel=True)
+def softmax_backward(y, dy, dx):
+    """dx = y · (dy − Σ_c dy · y) over axis 1 of (N, C, S)."""
+    n_img, n_c, n_s = y.shape
+    for n in prange(n_img):
+        for s in range(n_s):
+            dot = 0.0
+            for c in range(n_c):
+                dot += dy[n, c, s] * y[n, c, s]
+            for c in range(n_c):
+                dx[n, c, s] = y[n, c, s] * (dy[n, c, s] - dot)
+
+
+@njit(cache=True)
+def first_bad_label(label, n_class):
+    """Flat index of the first label that is not an integer in [0, n_class), or −1."""
+    flat = label.ravel()
+    for i in range(flat.size):
+        v = flat[i]
+        if not (v >= 0 and v < n_class and v == np.floor(v)):
+            return i
+    return -1
+
+
+@njit(cache=True)
+def softmax_loss_forward(x, label, prob, losses):
+    """Softmax over axis 1 of (N, C, S) into ``prob``; ``losses[n, s] = −log prob[n, label, s]``.
+
+    The probability is clamped below at the smallest normal float (Caffe's FLT_MIN), so a confident wrong
+    answer gives a large finite loss rather than inf; NaN inputs still give NaN.
+    """
+    n_img, n_c, n_s = x.shape
+    tiny = np.finfo(x.dtype).tiny
+    for n in range(n_img):
+        for s in range(n_s):
+            m = x[n, 0, s]
+            for c in range(1, n_c):
+                m = max(m, x[n, c, s])
+            tot = 0.0
+            for c in range(n_c):
+                e = np.exp(x[n, c, s] - m)
+                prob[n, c, s] = e
+                tot += e
+            for c in range(n_c):
+                prob[n, c, s] /= tot
+            p = prob[n, int(label[n, s]), s]
+            losses[n, s] = -np.log(max(p, tiny))
+
+
+@njit(cache=True, parallel=True)
+def softmax_loss_backward(prob, label, scale, dx):
+    """dx = scale · (prob − onehot(label)) — the fused gradient of softmax + log loss."""
+    n_img, n_c, n_s = prob.shape
+    for n in prange(n_img):
+        for s in range(n_s):
+            for c in range(n_c):
+                dx[n, c, s] = prob[n, c, s] * scale
+            dx[n, int(label[n, s]), s] -= scale
+
+
+@njit(cache=True)
+def count_correct(x, label, n_rows):
+    """How many of the first ``n_rows`` rows of (N, C, S) have argmax over C (first on ties) == label."""
+    n_c, n_s = x.shape[1], x.shape[2]
+    hits = 0
+    for n in range(n_rows):
+        for s in range(n_s):
+            best = 0
+            for c in range(1, n_c):
+                if x[n, c, s] > x[n, best, s]:
+                    best = c
+            if best == int(label[n, s]):
+                hits += 1
+    return hits

@@ -1,0 +1,149 @@
+"""Element-wise activations (also usable as ``neuron:`` on Convolution/InnerProduct), Dropout and Softmax.
+
+All of them may run in place (``tops == bottoms``): their backward needs only the *output*.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import registry
+from ..fields import number, param
+from .base import Layer
+
+
+# ---------------------------------------------------------------------------------------------- neurons
+@registry.neurons.register("relu")
+class ReLUNeuron:
+    """y = max(x, 0);  dx = dy · [y > 0]."""
+
+    def forward(self, be, x, y):
+        be.relu_forward(x, y)
+
+    def backward(self, be, y, dy, dx):
+        be.relu_backward(y, dy, dx)
+
+
+@registry.neurons.register("sigmoid")
+class SigmoidNeuron:
+    """y = 1 / (1 + e^−x);  dx = dy · y · (1 − y)."""
+
+    def forward(self, be, x, y):
+        be.sigmoid_forward(x, y)
+
+    def backward(self, be, y, dy, dx):
+        be.sigmoid_backward(y, dy, dx)
+
+
+@registry.neurons.register("tanh")
+class TanhNeuron:
+    """y = tanh(x);  dx = dy · (1 − y²)."""
+
+    def forward(self, be, x, y):
+        be.tanh_forward(x, y)
+
+    def backward(self, be, y, dy, dx):
+        be.tanh_backward(y, dy, dx)
+
+
+@dataclass
+class NoParams:
+    pass
+
+
+class _Elementwise(Layer):
+    Params = NoParams
+    inplace_ok = True
+    neuron_type: type
+
+    def setup(self, bottoms):
+        self.bottoms = bottoms
+        self.neuron = self.neuron_type()
+        return [bottoms[0].shape]
+
+    def forward(self):
+        self.neuron.forward(self.be, self.bottoms[0].data.reshape(-1), self.tops[0].data.reshape(-1))
+
+    def backward(self):
+        if self.propagate_down[0]:
+            top, bottom = self.tops[0], self.bottoms[0]
+            self.neuron.backward(self.be, top.data.reshape(-1), top.diff.reshape(-1), bottom.diff.reshape(-1))
+
+
+@registry.layers.register("ReLU")
+class ReLULayer(_Elementwise):
+    neuron_type = ReLUNeuron
+
+
+@registry.layers.register("Sigmoid")
+class SigmoidLayer(_Elementwise):
+    neuron_type = SigmoidNeuron
+
+
+@registry.layers.register("Tanh")
+class TanhLayer(_Elementwise):
+    neuron_type = TanhNeuron
+
+
+# ---------------------------------------------------------------------------------------------- dropout
+@dataclass
+class DropoutParams:
+    ratio: float = param(number(lo=0.0, hi=1.0, hi_open=True), 0.5, "probability of dropping a unit (Caffe: dropout_ratio)")
+
+
+@registry.layers.register("Dropout")
+class DropoutLayer(Layer):
+    """Inverted dropout: in training y = x · mask / (1 − ratio); at test time y = x (no scaling needed)."""
+
+    Params = DropoutParams
+    inplace_ok = True
+
+    def setup(self, bottoms):
+        self.bottoms = bottoms
+        self.train = self.ctx.phase == "train"
+        self.scale = 1.0 / (1.0 - self.p.ratio)
+        self.rand = self.alloc(bottoms[0].shape) if self.train else None
+        return [bottoms[0].shape]
+
+    def forward(self):
+        x, y = self.bottoms[0].data, self.tops[0].data
+        if self.train:
+            self.ctx.rng.random(out=self.rand, dtype=self.rand.dtype)
+            self.be.dropout_forward(x.reshape(-1), self.rand.reshape(-1), self.p.ratio, self.scale, y.reshape(-1))
+        elif y is not x:
+            y[...] = x
+
+    def backward(self):
+        if not self.propagate_down[0]:
+            return
+        dy, dx = self.tops[0].diff, self.bottoms[0].diff
+        if self.train:
+            self.be.dropout_backward(self.rand.reshape(-1), self.p.ratio, self.scale, dy.reshape(-1), dx.reshape(-1))
+        elif dx is not dy:
+            dx[...] = dy
+
+
+# ---------------------------------------------------------------------------------------------- softmax
+def as_ncs(a):
+    """View (N, C, ...) as (N, C, S) with S the product of the remaining axes (1 for a 2-D blob)."""
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+@registry.layers.register("Softmax")
+class SoftmaxLayer(Layer):
+    """Softmax over the channel axis (axis 1), independently at every spatial position."""
+
+    Params = NoParams
+
+    def setup(self, bottoms):
+        self.bottoms = bottoms
+        if bottoms[0].data.ndim < 2:
+            raise self.shape_error(f"bottom '{bottoms[0].name}' must have at least 2 axes (N, C, ...)")
+        return [bottoms[0].shape]
+
+    def forward(self):
+        self.be.softmax_forward(as_ncs(self.bottoms[0].data), as_ncs(self.tops[0].data))
+
+    def backward(self):
+        if self.propagate_down[0]:
+            self.be.softmax_backward(as_ncs(self.tops[0].data), as_ncs(self.tops[0].diff),
+                                     as_ncs(self.bottoms[0].diff))

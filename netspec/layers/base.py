@@ -1,0 +1,209 @@
+"""The layer contract.  Read this before writing a layer.
+
+A layer type is a subclass of :class:`Layer`, registered under its YAML name with
+``@registry.layers.register("Name")``.  It declares, once, as class attributes:
+
+* ``Params`` — a dataclass of its config parameters, each declared with :func:`netspec.fields.param`
+  (converter, default, one line of doc).  The spec loader validates a config against it.
+* ``n_bottoms`` / ``n_tops`` — (min, max) counts; max ``None`` means any number.
+* traits: ``is_source`` (produces data, no bottoms), ``has_loss`` (contributes ``self.loss`` to the
+  objective, weighted by ``params.weight``), ``has_stats`` (accumulates statistics over many batches:
+  ``reset_statistics`` / ``statistics``), ``inplace_ok`` (may write its top into its bottom's arrays),
+  ``differentiable`` (False for layers with no meaningful gradient, such as Accuracy),
+  ``nondiff_bottoms`` (indices of bottoms that never get a gradient, such as labels).
+
+Life cycle (verbs after Mocha.jl):
+
+1. ``__init__(spec, ctx)`` — keep the validated :class:`~netspec.spec.LayerSpec` and the net's
+   :class:`Context` (phase, dtype, backend, random generators, shared parameter store).
+2. ``setup(bottoms) -> list of top shapes`` — check the bottom shapes (raise with :meth:`shape_error`),
+   create parameters with :meth:`add_param`, and allocate every workspace the layer will ever need.
+   Nothing is allocated after this.  The net then creates the tops (or, in place, reuses the bottoms)
+   and sets ``self.tops``; ``self.propagate_down[i]`` says whether bottom ``i`` needs a gradient.
+3. ``forward()`` — read ``self.bottoms[i].data``, write ``self.tops[j].data``.
+4. ``backward()`` — read ``self.tops[j].diff``; *write* (not add to) ``self.bottoms[i].diff`` where
+   ``propagate_down[i]``, and *write* every ``param.diff``.  A blob read by several layers is split
+   automatically, so a layer never has to accumulate into a bottom's diff.
+5. ``state()`` / ``set_state(d)`` — whatever must survive a snapshot beyond the parameters (a data
+   cursor, running statistics); plain numbers and numpy arrays only.
+
+Layers with ``neuron:`` (Convolution, InnerProduct) apply the activation to their top in place after
+``forward`` and its derivative to the top's diff before ``backward`` (see :class:`NeuronMixin`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from .. import registry
+from ..blob import Blob, Param
+from ..errors import ShapeError, Where
+from ..fields import param
+from ..fillers import fill
+
+
+@dataclass
+class Context:
+    """What every layer of one net shares."""
+
+    phase: str = "train"
+    dtype: type = np.float32
+    backend: object = None
+    seed: int = 0
+    rng: np.random.Generator = None            # run-time randomness (dropout); saved in snapshots
+    init_rng: np.random.Generator = None       # parameter initialization
+    shared: dict = field(default_factory=dict)  # Param.key -> Param, shared between the train and test nets
+    base_dir: str = "."                        # folder of the config file (for relative data paths)
+    batch_valid: int | None = None             # rows of the current batch that count for statistics
+
+    def __post_init__(self):
+        if self.backend is None:
+            from .. import backend
+            self.backend = backend.get("cpu")
+        if self.rng is None:
+            self.rng = np.random.default_rng(self.seed)
+        if self.init_rng is None:
+            self.init_rng = np.random.default_rng([self.seed, 1])
+
+
+def fmt_shape(shape) -> str:
+    return "×".join(str(int(s)) for s in shape)
+
+
+class Layer:
+    Params: ClassVar[type]
+    type_name: ClassVar[str] = "?"
+    n_bottoms: ClassVar[tuple] = (1, 1)
+    n_tops: ClassVar[tuple] = (1, 1)
+    is_source: ClassVar[bool] = False
+    has_loss: ClassVar[bool] = False
+    has_stats: ClassVar[bool] = False
+    inplace_ok: ClassVar[bool] = False
+    differentiable: ClassVar[bool] = True
+    nondiff_bottoms: ClassVar[tuple] = ()   # bottoms that never get a gradient (labels)
+
+    def __init__(self, spec, ctx: Context):
+        self.spec = spec
+        self.name = spec.name
+        self.p = spec.params
+        self.ctx = ctx
+        self.be = ctx.backend
+        self.dtype = ctx.dtype
+        self.params: list[Param] = []
+        self.bottoms: list[Blob] = []
+        self.tops: list[Blob] = []
+        self.propagate_down: list[bool] = []
+        self.loss = 0.0
+
+    # -- to implement
+    def setup(self, bottoms: list[Blob]) -> list[tuple]:
+        raise NotImplementedError
+
+    def forward(self) -> None:
+        raise NotImplementedError
+
+    def backward(self) -> None:
+        raise NotImplementedError
+
+    # -- optional
+    def reset_statistics(self) -> None:
+        pass
+
+    def statistics(self) -> dict:
+        return {}
+
+    def state(self) -> dict:
+        return {}
+
+    def set_state(self, state: dict) -> None:
+        pass
+
+    @property
+    def needs_backward(self) -> bool:
+        return self.differentiable and (any(self.propagate_down) or bool(self.params))
+
+    # -- helpers
+    @property
+    def where(self) -> Where:
+        return self.spec.where
+
+    def shape_error(self, message: str) -> ShapeError:
+        return ShapeError(f"{self.where}: layers -> {self.name} ({self.type_name}): {message}")
+
+    def expect_ndim(self, i: int, ndims) -> None:
+        b = self.bottoms[i]
+        if b.data.ndim not in ndims:
+            want = " or ".join(f"{d}-D" for d in ndims)
+            raise self.shape_error(f"bottom '{b.name}' has shape {fmt_shape(b.shape)}, expected a {want} blob")
+
+    def add_param(self, name: str, shape: tuple, init, lr_mult: float = 1.0, decay_mult: float = 1.0) -> Param:
+        """Create (or, for a net sharing parameters, reuse) the parameter ``<layer>/<name>``."""
+        shape = tuple(int(s) for s in shape)
+        key = f"{self.name}/{name}"
+        shared = self.ctx.shared.get(key)
+        if shared is not None:
+            if shared.shape != shape:
+                raise self.shape_error(f"shared parameter '{name}' has shape {fmt_shape(shared.shape)} "
+                                       f"in the other phase but {fmt_shape(shape)} here")
+            p = shared
+        else:
+            try:
+                data = fill(init, shape, self.ctx.init_rng, self.dtype)
+            except ValueError as exc:
+                raise self.shape_error(f"{name}_init: {exc}") from None
+            p = Param(self.name, name, data, np.zeros(shape, self.dtype), lr_mult, decay_mult)
+            self.ctx.shared[key] = p
+        self.params.append(p)
+        return p
+
+    def alloc(self, shape, dtype=None) -> np.ndarray:
+        return self.be.zeros(tuple(int(s) for s in shape), dtype or self.dtype)
+
+
+# ------------------------------------------------------------------------------------------------ neurons
+def neuron_name(v):
+    """Converter for ``neuron:``: a registered activation name, or null for none."""
+    if v is None:
+        return None
+    return registry.neurons.canonical(v)
+
+
+class NeuronMixin:
+    """An activation applied in place to ``tops[0]`` (``neuron: relu`` on Convolution / InnerProduct)."""
+
+    def init_neuron(self):
+        self.neuron = registry.neurons.get(self.p.neuron)() if self.p.neuron else None
+
+    def neuron_forward(self):
+        if self.neuron is not None:
+            y = self.tops[0].data.reshape(-1)
+            self.neuron.forward(self.be, y, y)
+
+    def neuron_backward(self):
+        if self.neuron is not None:
+            y, dy = self.tops[0].data.reshape(-1), self.tops[0].diff.reshape(-1)
+            self.neuron.backward(self.be, y, dy, dy)
+
+
+def neuron_param():
+    return param(neuron_name, None, "activation applied in place to the output: relu, sigmoid, tanh (or none)")
+
+
+def bottom_count(layer_cls) -> str:
+    lo, hi = layer_cls.n_bottoms
+    return _count(lo, hi, "bottom")
+
+
+def top_count(layer_cls) -> str:
+    lo, hi = layer_cls.n_tops
+    return _count(lo, hi, "top")
+
+
+def _count(lo, hi, word) -> str:
+    if hi == lo:
+        return f"exactly {lo} {word}{'s' if lo != 1 else ''}"
+    if hi is None:
+        return f"at least {lo} {word}{'s' if lo != 1 else ''}"
+    return f"{lo} to {hi} {word}s"

@@ -1,0 +1,146 @@
+"""Convolution and Pooling on N×C×H×W blobs.
+
+Output sizes (Caffe's, see shared/CONVENTIONS.md):
+  convolution  oh = ⌊(H + 2·pad − kernel) / stride⌋ + 1
+  pooling      oh = ⌈(H + 2·pad − kernel) / stride⌉ + 1, minus one if pad > 0 and the last window would
+               start inside the padding ((oh − 1)·stride ≥ H + pad).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import registry
+from ..fields import choice, integer, pair, param
+from .base import Layer, NeuronMixin, fmt_shape
+from .learnable import LearnableParams, add_weight_and_bias
+
+
+def conv_out(size: int, kernel: int, stride: int, pad: int) -> int:
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def pool_out(size: int, kernel: int, stride: int, pad: int) -> int:
+    out = -(-(size + 2 * pad - kernel) // stride) + 1
+    if pad > 0 and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+@dataclass(kw_only=True)
+class ConvolutionParams(LearnableParams):
+    n_filter: int = param(integer(lo=1), doc="number of filters = output channels (Caffe: num_output)")
+    kernel: tuple = param(pair(1), doc="[h, w] of each filter (Caffe: kernel_size)")
+    stride: tuple = param(pair(1), (1, 1), "[h, w] step between windows")
+    pad: tuple = param(pair(0), (0, 0), "[h, w] zeros added on each side")
+
+
+def _expect_4d(layer, bottom):
+    if bottom.data.ndim != 4:
+        raise layer.shape_error(f"bottom '{bottom.name}' has shape {fmt_shape(bottom.shape)}, "
+                                "expected N×C×H×W (4 axes)")
+    return bottom.shape
+
+
+@registry.layers.register("Convolution")
+class ConvolutionLayer(NeuronMixin, Layer):
+    """y = W ∗ x + b (cross-correlation, as in Caffe) as one GEMM over the whole batch:
+    ``W (F, C·kh·kw) @ im2col(x) (C·kh·kw, N·oh·ow)``, then scattered to N×F×oh×ow with the bias
+    (and a fused ReLU when ``neuron: relu``)."""
+
+    Params = ConvolutionParams
+
+    def setup(self, bottoms):
+        self.bottoms = bottoms
+        n, c, h, w = _expect_4d(self, bottoms[0])
+        p = self.p
+        (kh, kw), (sh, sw), (ph, pw) = p.kernel, p.stride, p.pad
+        oh, ow = conv_out(h, kh, sh, ph), conv_out(w, kw, sw, pw)
+        if oh < 1 or ow < 1:
+            raise self.shape_error(f"kernel {kh}×{kw} does not fit bottom '{bottoms[0].name}' of "
+                                   f"{h}×{w} with pad {ph}×{pw}")
+        self.geom = (kh, kw, sh, sw, ph, pw, oh, ow)
+        self.weight, self.bias_p = add_weight_and_bias(self, (p.n_filter, c, kh, kw), p.n_filter)
+        self.init_neuron()
+        self.fused_relu = p.neuron == "relu"
+        ckk, npix = c * kh * kw, n * oh * ow
+        self.col = self.alloc((ckk, npix))          # im2col of the input; reused as d(col) in backward
+        self.tmp = self.alloc((p.n_filter, npix))   # GEMM output in forward, gathered top diff in backward
+        self.no_bias = self.alloc((1,))
+        return [(n, p.n_filter, oh, ow)]
+
+    def forward(self):
+        be, (kh, kw, sh, sw, ph, pw, oh, ow) = self.be, self.geom
+        x, y = self.bottoms[0].data, self.tops[0].data
+        be.im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, self.col)
+        w2 = self.weight.data.reshape(self.weight.shape[0], -1)
+        be.gemm(w2, self.col, self.tmp)
+        bias = self.bias_p.data if self.bias_p is not None else self.no_bias
+        be.conv_scatter(self.tmp, bias, self.bias_p is not None, self.fused_relu, y.reshape(y.shape[0], y.shape[1], -1))
+        if not self.fused_relu:
+            self.neuron_forward()
+
+    def backward(self):
+        be, (kh, kw, sh, sw, ph, pw, oh, ow) = self.be, self.geom
+        top = self.tops[0]
+        if not self.fused_relu:
+            self.neuron_backward()
+        n_f = top.shape[1]
+        be.conv_gather(top.diff.reshape(top.shape[0], n_f, -1), top.data.reshape(top.shape[0], n_f, -1),
+                       self.fused_relu, self.tmp)
+        if self.bias_p is not None:
+            np.sum(self.tmp, axis=1, out=self.bias_p.diff)
+        be.gemm(self.tmp, self.col.T, self.weight.diff.reshape(n_f, -1))
+        if self.propagate_down[0]:
+            be.gemm(self.weight.data.reshape(n_f, -1).T, self.tmp, self.col)
+            be.col2im(self.col, kh, kw, sh, sw, ph, pw, oh, ow, self.bottoms[0].diff)
+
+
+@dataclass
+class PoolingParams:
+    kernel: tuple = param(pair(1), doc="[h, w] of the pooling window (Caffe: kernel_size)")
+    stride: tuple = param(pair(1), (1, 1), "[h, w] step between windows")
+    pad: tuple = param(pair(0), (0, 0), "[h, w] padding on each side (must be smaller than the kernel)")
+    method: str = param(choice("max", "mean"), "max", "max or mean (Caffe: pool MAX / AVE)")
+
+    def check(self):
+        if self.pad[0] >= self.kernel[0] or self.pad[1] >= self.kernel[1]:
+            return [("pad", f"pad {list(self.pad)} must be smaller than kernel {list(self.kernel)}")]
+        return []
+
+
+@registry.layers.register("Pooling")
+class PoolingLayer(Layer):
+    """Max pooling (stores the arg-max for backward; padded cells act as −∞) or mean pooling (divides by
+    the window clipped to the padded input, as Caffe does)."""
+
+    Params = PoolingParams
+
+    def setup(self, bottoms):
+        self.bottoms = bottoms
+        n, c, h, w = _expect_4d(self, bottoms[0])
+        (kh, kw), (sh, sw), (ph, pw) = self.p.kernel, self.p.stride, self.p.pad
+        if h + 2 * ph < kh or w + 2 * pw < kw:
+            raise self.shape_error(f"kernel {kh}×{kw} is larger than bottom '{bottoms[0].name}' "
+                                   f"({h}×{w} with pad {ph}×{pw})")
+        oh, ow = pool_out(h, kh, sh, ph), pool_out(w, kw, sw, pw)
+        self.geom = (kh, kw, sh, sw, ph, pw)
+        self.argmax = self.alloc((n, c, oh, ow), np.int32) if self.p.method == "max" else None
+        return [(n, c, oh, ow)]
+
+    def forward(self):
+        x, y = self.bottoms[0].data, self.tops[0].data
+        if self.argmax is not None:
+            self.be.maxpool_forward(x, *self.geom, y, self.argmax)
+        else:
+            self.be.avepool_forward(x, *self.geom, y)
+
+    def backward(self):
+        if not self.propagate_down[0]:
+            return
+        dy, dx = self.tops[0].diff, self.bottoms[0].diff
+        if self.argmax is not None:
+            self.be.maxpool_backward(dy, self.argmax, dx)
+        else:
+            self.be.avepool_backward(dy, *self.geom, dx)

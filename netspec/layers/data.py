@@ -1,0 +1,254 @@
+"""Data layers: HDF5Data (Caffe/Mocha list files of HDF5 files, streamed in chunks) and MemoryData.
+
+Both deliver ``batch_size`` rows per forward into their tops (one top per dataset / array, named alike),
+wrap around at the end of the data and count epochs.  With ``shuffle: true`` each epoch visits the chunks
+in a new random order and the rows of each chunk in a new random order; the orders are a pure function of
+(net seed, layer name, epoch, chunk), so the layer's whole state is its cursor (epoch, chunk, row) —
+which is what a snapshot stores, and why a resumed run sees exactly the batches it would have seen.
+
+In the test phase the layer reports, through ``ctx.batch_valid``, how many rows of the batch belong to the
+current pass; statistics layers count only those, so a validation epoch averages over every example once.
+"""
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from .. import registry
+from ..errors import DataError
+from ..fields import Invalid, boolean, integer, param, string
+from .base import Layer
+
+
+class _Source(Layer):
+    """Shared cursor and batching logic.  Subclasses provide ``units`` (row counts per chunk), ``row_shapes``
+    and ``_load(unit_index, bufs)`` that fills the chunk buffers (one per top)."""
+
+    is_source = True
+    n_bottoms = (0, 0)
+    n_tops = (1, None)
+    differentiable = False
+
+    def _init_cursor(self, units: list[int]):
+        self.units = units
+        self.epoch_size = int(sum(units))
+        self.epoch, self.unit_pos, self.row_pos = 0, 0, 0
+        self._stream = zlib.crc32(self.name.encode())
+        self._loaded = None
+        self._order_cache = None
+        self.perm = None
+
+    def _order(self):
+        if self._order_cache is None or self._order_cache[0] != self.epoch:
+            n = len(self.units)
+            order = (np.random.default_rng([self.ctx.seed, self._stream, self.epoch]).permutation(n)
+                     if self.p.shuffle else np.arange(n))
+            self._order_cache = (self.epoch, order)
+        return self._order_cache[1]
+
+    def _enter_unit(self):
+        unit = int(self._order()[self.unit_pos])
+        if self._loaded != (self.epoch, self.unit_pos):
+            self._load(unit, self.bufs)
+            self._loaded = (self.epoch, self.unit_pos)
+            n = self.units[unit]
+            if self.p.shuffle:
+                self.perm = np.random.default_rng([self.ctx.seed, self._stream, self.epoch, self.unit_pos + 1]).permutation(n)
+            else:
+                self.perm = np.arange(n)
+        return unit
+
+    def forward(self):
+        b = self.p.batch_size
+        filled, valid = 0, None
+        while filled < b:
+            unit = self._enter_unit()
+            n = self.units[unit]
+            take = min(b - filled, n - self.row_pos)
+            idx = self.perm[self.row_pos:self.row_pos + take]
+            for buf, top in zip(self.bufs, self.tops):
+                np.take(buf, idx, axis=0, out=top.data[filled:filled + take], mode="clip")
+            filled += take
+            self.row_pos += take
+            if self.row_pos == n:
+                self.row_pos = 0
+                self.unit_pos += 1
+                if self.unit_pos == len(self.units):
+                    self.unit_pos = 0
+                    self.epoch += 1
+                    if valid is None:
+                        valid = filled
+        self.ctx.batch_valid = valid if (valid is not None and self.ctx.phase == "test") else None
+
+    def backward(self):
+        pass
+
+    def rewind(self):
+        """Go back to the first row of the current epoch's order (validation starts each pass here)."""
+        self.unit_pos, self.row_pos = 0, 0
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return -(-self.epoch_size // self.p.batch_size)
+
+    def state(self):
+        return {"epoch": self.epoch, "unit_pos": self.unit_pos, "row_pos": self.row_pos}
+
+    def set_state(self, state):
+        self.epoch, self.unit_pos, self.row_pos = (int(state[k]) for k in ("epoch", "unit_pos", "row_pos"))
+        self._loaded = None
+
+    def _top_shapes(self):
+        return [(self.p.batch_size,) + tuple(s) for s in self.row_shapes]
+
+
+def _path_field(v):
+    return string()(v)
+
+
+@dataclass
+class HDF5DataParams:
+    source: str = param(_path_field, doc="list file naming one HDF5 file per line (Caffe/Mocha 'source')")
+    batch_size: int = param(integer(lo=1), doc="rows per batch")
+    shuffle: bool = param(boolean(), False, "visit the data in a new random order every epoch")
+    chunk_rows: int = param(integer(lo=1), 16384, "rows read from disk at a time (memory bound of the layer)")
+
+
+def resolve(path: str, base_dir: str) -> str:
+    """A relative path is looked up in the working directory, then beside the config file."""
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    alt = os.path.join(base_dir, path)
+    return alt if os.path.exists(alt) else path
+
+
+@registry.layers.register("HDF5Data")
+class HDF5DataLayer(_Source):
+    """Reads the datasets named like its tops from every HDF5 file of the ``source`` list.
+
+    Paths in the list file are relative to the list file's folder (absolute ones are used as they are).
+    The files are kept open and read ``chunk_rows`` rows at a time with ``read_direct`` into buffers
+    allocated once; HDF5 converts the stored type (e.g. uint8) to float32 on the way.
+    """
+
+    Params = HDF5DataParams
+
+    def setup(self, bottoms):
+        src = resolve(self.p.source, self.ctx.base_dir)
+        if not os.path.isfile(src):
+            raise DataError(f"{self.where}: layers -> {self.name} -> source: list file '{self.p.source}' not found "
+                            f"(looked in {os.path.abspath(self.p.source)}; prepare it with e.g. "
+                            "'netspec data mnist')")
+        folder = os.path.dirname(os.path.abspath(src))
+        with open(src) as fh:
+            paths = [ln.strip() for ln in fh if ln.strip() and not ln.lstrip().startswith("#")]
+        if not paths:
+            raise DataError(f"{self.where}: layers -> {self.name}: list file '{src}' names no HDF5 file")
+        self.files, units, self.row_shapes = [], [], None
+        self.unit_index = []
+        for path in paths:
+            full = path if os.path.isabs(path) else os.path.join(folder, path)
+            f = self._open(full, src)
+            dsets = []
+            for top in self.spec.tops:
+                if top not in f:
+                    raise DataError(f"{self.where}: layers -> {self.name}: HDF5 file '{full}' has no dataset "
+                                    f"'{top}' (it has: {', '.join(f.keys()) or 'nothing'}); dataset names must "
+                                    "equal the layer's tops")
+                dsets.append(f[top])
+            lengths = {d.shape[0] if d.ndim else 0 for d in dsets}
+            if len(lengths) != 1:
+                detail = ", ".join(f"{t}: {d.shape[0] if d.ndim else 0}" for t, d in zip(self.spec.tops, dsets))
+                raise DataError(f"{self.where}: layers -> {self.name}: datasets in '{full}' have different "
+                                f"lengths ({detail})")
+            shapes = [tuple(d.shape[1:]) for d in dsets]
+            if self.row_shapes is None:
+                self.row_shapes = shapes
+            elif shapes != self.row_shapes:
+                raise DataError(f"{self.where}: layers -> {self.name}: rows in '{full}' have shapes {shapes}, "
+                                f"earlier files have {self.row_shapes}")
+            self.files.append((f, dsets))
+            n = lengths.pop()
+            for start in range(0, n, self.p.chunk_rows):
+                stop = min(n, start + self.p.chunk_rows)
+                self.unit_index.append((len(self.files) - 1, start, stop))
+                units.append(stop - start)
+        if not units:
+            raise DataError(f"{self.where}: layers -> {self.name}: the files of '{src}' hold no rows")
+        self._init_cursor(units)
+        rows = max(units)
+        self.bufs = [self.alloc((rows,) + s) for s in self.row_shapes]
+        return self._top_shapes()
+
+    def _open(self, full, src):
+        if not os.path.isfile(full):
+            raise DataError(f"{self.where}: layers -> {self.name}: HDF5 file '{full}' (listed in '{src}') not found")
+        try:
+            return h5py.File(full, "r")
+        except OSError as exc:
+            raise DataError(f"{self.where}: layers -> {self.name}: cannot read HDF5 file '{full}': {exc}") from None
+
+    def _load(self, unit, bufs):
+        fi, start, stop = self.unit_index[unit]
+        _, dsets = self.files[fi]
+        for d, buf in zip(dsets, bufs):
+            try:
+                d.read_direct(buf, np.s_[start:stop], np.s_[0:stop - start])
+            except (OSError, TypeError) as exc:
+                raise DataError(f"layers -> {self.name}: cannot read rows {start}..{stop} of '{d.file.filename}'"
+                                f"/{d.name}: {exc}") from None
+
+    def close(self):
+        for f, _ in self.files:
+            f.close()
+        self.files = []
+
+
+def inline_arrays(v):
+    if not isinstance(v, dict) or not v:
+        raise Invalid("expected a mapping from top name to values, e.g. {data: [[0, 1]], label: [1]}")
+    out = {}
+    for k, x in v.items():
+        try:
+            out[str(k)] = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise Invalid(f"values of '{k}' must be a (nested) list of numbers of one shape") from None
+    return out
+
+
+@dataclass
+class MemoryDataParams:
+    data: dict = param(inline_arrays, doc="top name -> array (inline in YAML, or numpy arrays from Python)")
+    batch_size: int = param(integer(lo=1), doc="rows per batch")
+    shuffle: bool = param(boolean(), False, "visit the rows in a new random order every epoch")
+
+
+@registry.layers.register("MemoryData")
+class MemoryDataLayer(_Source):
+    """Serves arrays held in memory: inline lists in the YAML, or numpy arrays given from Python
+    (``spec.layer('data').params.data = {'data': X, 'label': y}`` or the Estimator API)."""
+
+    Params = MemoryDataParams
+
+    def setup(self, bottoms):
+        missing = [t for t in self.spec.tops if t not in self.p.data]
+        if missing:
+            raise DataError(f"{self.where}: layers -> {self.name}: no array for top(s) {', '.join(missing)} "
+                            f"(data has: {', '.join(self.p.data) or 'nothing'})")
+        arrays = [np.asarray(self.p.data[t]) for t in self.spec.tops]
+        lengths = {a.shape[0] if a.ndim else 0 for a in arrays}
+        if len(lengths) != 1 or 0 in lengths:
+            detail = ", ".join(f"{t}: {a.shape[0] if a.ndim else 0}" for t, a in zip(self.spec.tops, arrays))
+            raise DataError(f"{self.where}: layers -> {self.name}: arrays must have the same, non-zero number of rows "
+                            f"({detail})")
+        self.row_shapes = [a.shape[1:] for a in arrays]
+        self.bufs = [np.ascontiguousarray(a, dtype=self.dtype) for a in arrays]
+        self._init_cursor([lengths.pop()])
+        return self._top_shapes()
+
+    def _load(self, unit, bufs):
+        pass

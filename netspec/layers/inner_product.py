@@ -1,0 +1,55 @@
+"""InnerProduct (fully connected): y = x · Wᵀ + b with W of shape (n_out, n_in), as in Caffe.
+
+The bottom is flattened from axis 1, so N×C×H×W feeds it directly (n_in = C·H·W).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import registry
+from ..fields import integer, param
+from .base import Layer, NeuronMixin, fmt_shape
+from .learnable import LearnableParams, add_weight_and_bias
+
+
+@dataclass(kw_only=True)
+class InnerProductParams(LearnableParams):
+    output_dim: int = param(integer(lo=1), doc="number of outputs (Caffe: num_output)")
+
+
+@registry.layers.register("InnerProduct")
+class InnerProductLayer(NeuronMixin, Layer):
+    """Forward ``y = x Wᵀ + b``; backward ``dW = dyᵀ x``, ``db = Σₙ dy``, ``dx = dy W`` — three GEMMs."""
+
+    Params = InnerProductParams
+
+    def setup(self, bottoms):
+        self.bottoms = bottoms
+        shape = bottoms[0].shape
+        if len(shape) < 2:
+            raise self.shape_error(f"bottom '{bottoms[0].name}' has shape {fmt_shape(shape)}, expected N×… (2+ axes)")
+        n, n_in = shape[0], int(np.prod(shape[1:]))
+        self.weight, self.bias_p = add_weight_and_bias(self, (self.p.output_dim, n_in), self.p.output_dim)
+        self.init_neuron()
+        return [(n, self.p.output_dim)]
+
+    def forward(self):
+        x = self.bottoms[0].data
+        y = self.tops[0].data
+        self.be.gemm(x.reshape(x.shape[0], -1), self.weight.data.T, y)
+        if self.bias_p is not None:
+            np.add(y, self.bias_p.data, out=y)
+        self.neuron_forward()
+
+    def backward(self):
+        self.neuron_backward()
+        x = self.bottoms[0].data
+        dy = self.tops[0].diff
+        self.be.gemm(dy.T, x.reshape(x.shape[0], -1), self.weight.diff)
+        if self.bias_p is not None:
+            np.sum(dy, axis=0, out=self.bias_p.diff)
+        if self.propagate_down[0]:
+            dx = self.bottoms[0].diff
+            self.be.gemm(dy, self.weight.data, dx.reshape(dx.shape[0], -1))

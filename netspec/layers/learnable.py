@@ -1,0 +1,27 @@
+"""Parameters shared by the layers that learn a weight and a bias (Convolution, InnerProduct)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..fields import boolean, number, param
+from ..fillers import Filler, filler
+from .base import neuron_param
+
+
+@dataclass(kw_only=True)
+class LearnableParams:
+    bias: bool = param(boolean(), True, "learn a bias (Caffe: bias_term)")
+    neuron: str | None = neuron_param()
+    weight_init: Filler = param(filler, Filler("xavier"), "weight filler (Caffe: weight_filler); default xavier")
+    bias_init: Filler = param(filler, Filler("constant", value=0.0), "bias filler (Caffe: bias_filler); default 0")
+    weight_lr: float = param(number(lo=0), 1.0, "learning-rate multiplier of the weight (Caffe: lr_mult)")
+    bias_lr: float = param(number(lo=0), 1.0, "learning-rate multiplier of the bias (Caffe: second lr_mult)")
+    weight_decay: float = param(number(lo=0), 1.0, "weight-decay multiplier of the weight (Caffe: decay_mult)")
+    bias_decay: float = param(number(lo=0), 1.0, "weight-decay multiplier of the bias (Caffe: second decay_mult)")
+
+
+def add_weight_and_bias(layer, weight_shape, n_out):
+    p = layer.p
+    w = layer.add_param("weight", weight_shape, p.weight_init, p.weight_lr, p.weight_decay)
+    b = layer.add_param("bias", (n_out,), p.bias_init, p.bias_lr, p.bias_decay) if p.bias else None
+    return w, b

@@ -1,0 +1,189 @@
+"""Loss layers (SoftmaxLoss, SquareLoss) and the Accuracy statistic.
+
+A loss layer has no top by default (Mocha.jl); the net adds ``weight · loss`` of each to the objective and
+seeds back-propagation with ``weight`` (Caffe's ``loss_weight``).  Every loss and statistic layer also
+accumulates over many batches for validation: ``reset_statistics()``, then ``statistics()`` gives the mean
+over every row counted since — only the first ``ctx.batch_valid`` rows of a batch count, so the mean over
+a test set is exact even when the batch size does not divide it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import registry
+from ..errors import DataError
+from ..fields import choice, number, param
+from .activation import as_ncs
+from .base import Layer, fmt_shape
+
+
+class _Accumulating(Layer):
+    has_stats = True
+    stat_name = "loss"
+
+    def reset_statistics(self):
+        self.acc_sum, self.acc_count = 0.0, 0
+
+    def statistics(self):
+        return {f"{self.name}/{self.stat_name}": self.acc_sum / self.acc_count} if self.acc_count else {}
+
+    def valid_rows(self) -> int:
+        n = self.bottoms[0].num
+        return n if self.ctx.batch_valid is None else min(n, self.ctx.batch_valid)
+
+
+def _check_labels(layer, pred, label):
+    n, c = pred.shape[0], pred.shape[1]
+    s = int(np.prod(pred.shape[2:]))
+    if label.shape[0] != n or label.data.size != n * s:
+        raise layer.shape_error(f"bottom '{label.name}' has shape {fmt_shape(label.shape)}; expected one label per "
+                                f"row{' and position' if s > 1 else ''} of '{pred.name}' {fmt_shape(pred.shape)} "
+                                f"(N={n}{f', {s} positions' if s > 1 else ''})")
+    return n, c, s
+
+
+def _labels_or_raise(layer, label, n_class, n, s):
+    lab = label.data.reshape(n, s)
+    bad = layer.be.first_bad_label(lab, n_class)
+    if bad >= 0:
+        raise DataError(f"{layer.where}: layers -> {layer.name}: label {lab.reshape(-1)[bad]!r} at row {bad // s} "
+                        f"of blob '{label.name}' is not an integer class in 0..{n_class - 1}")
+    return lab
+
+
+@dataclass
+class LossParams:
+    weight: float = param(number(), 1.0, "multiplier of this loss in the objective (Caffe: loss_weight)")
+
+
+@registry.layers.register("SoftmaxLoss")
+class SoftmaxLossLayer(_Accumulating):
+    """loss = mean over the batch (and spatial positions) of −log softmax(x)[label]; labels 0..K−1.
+
+    Fused: forward keeps the probabilities, backward is weight · (p − onehot) / (N·S)."""
+
+    Params = LossParams
+    n_bottoms = (2, 2)
+    n_tops = (0, 0)
+    has_loss = True
+    nondiff_bottoms = (1,)
+
+    def setup(self, bottoms):
+        self.bottoms = bottoms
+        pred, label = bottoms
+        if pred.data.ndim < 2:
+            raise self.shape_error(f"bottom '{pred.name}' has shape {fmt_shape(pred.shape)}, expected N×K scores")
+        n, c, s = _check_labels(self, pred, label)
+        self.dims = (n, c, s)
+        self.prob = self.alloc((n, c, s))
+        self.losses = self.alloc((n, s))
+        self.reset_statistics()
+        return []
+
+    def forward(self):
+        n, c, s = self.dims
+        lab = _labels_or_raise(self, self.bottoms[1], c, n, s)
+        self.be.softmax_loss_forward(as_ncs(self.bottoms[0].data), lab, self.prob, self.losses)
+        self.loss = float(self.losses.sum()) / (n * s)
+        k = self.valid_rows()
+        self.acc_sum += float(self.losses[:k].sum()) / s
+        self.acc_count += k
+
+    def backward(self):
+        if self.propagate_down[0]:
+            n, c, s = self.dims
+            lab = self.bottoms[1].data.reshape(n, s)
+            self.be.softmax_loss_backward(self.prob, lab, self.p.weight / (n * s), as_ncs(self.bottoms[0].diff))
+
+
+@dataclass
+class SquareLossParams(LossParams):
+    mode: str = param(choice("euclidean", "mse"), "euclidean",
+                      "euclidean: Σ(a−b)² / (2N) as Caffe/Mocha; mse: mean((a−b)²) over all elements")
+
+
+@registry.layers.register("SquareLoss")
+class SquareLossLayer(_Accumulating):
+    """euclidean (default, Caffe's EuclideanLoss): 1/(2N) Σ (a − b)²;  mse: 1/(N·D) Σ (a − b)².
+
+    Gradient: da = weight · (a − b) · c, db = −da, with c = 1/N (euclidean) or 2/(N·D) (mse)."""
+
+    Params = SquareLossParams
+    n_bottoms = (2, 2)
+    n_tops = (0, 0)
+    has_loss = True
+
+    def setup(self, bottoms):
+        self.bottoms = bottoms
+        a, b = bottoms
+        if a.data.size != b.data.size or a.shape[0] != b.shape[0]:
+            raise self.shape_error(f"bottoms '{a.name}' {fmt_shape(a.shape)} and '{b.name}' {fmt_shape(b.shape)} "
+                                   "must have the same number of rows and elements")
+        n, d = a.shape[0], a.data.size // a.shape[0]
+        self.norm = 2.0 * n if self.p.mode == "euclidean" else float(n * d)
+        self.row_norm = 2.0 if self.p.mode == "euclidean" else float(d)
+        self.delta = self.alloc((n, d))
+        self.row_sq = self.alloc((n,))
+        self.reset_statistics()
+        return []
+
+    def forward(self):
+        a, b = self.bottoms
+        n = a.shape[0]
+        np.subtract(a.data.reshape(n, -1), b.data.reshape(n, -1), out=self.delta)
+        np.einsum("ij,ij->i", self.delta, self.delta, out=self.row_sq)
+        self.loss = float(self.row_sq.sum()) / self.norm
+        k = self.valid_rows()
+        self.acc_sum += float(self.row_sq[:k].sum()) / self.row_norm
+        self.acc_count += k
+
+    def backward(self):
+        a, b = self.bottoms
+        n = a.shape[0]
+        scale = self.p.weight * 2.0 / self.norm
+        if self.propagate_down[0]:
+            np.multiply(self.delta, scale, out=a.diff.reshape(n, -1))
+        if self.propagate_down[1]:
+            np.multiply(self.delta, -scale, out=b.diff.reshape(n, -1))
+
+
+@dataclass
+class AccuracyParams:
+    pass
+
+
+@registry.layers.register("Accuracy")
+class AccuracyLayer(_Accumulating):
+    """Fraction of rows whose arg-max over axis 1 equals the label, accumulated over every batch since
+    ``reset_statistics`` (a whole test epoch during validation).  An optional top receives the accuracy
+    of the current batch."""
+
+    Params = AccuracyParams
+    n_bottoms = (2, 2)
+    n_tops = (0, 1)
+    differentiable = False
+    stat_name = "accuracy"
+
+    def setup(self, bottoms):
+        self.bottoms = bottoms
+        pred, label = bottoms
+        if pred.data.ndim < 2:
+            raise self.shape_error(f"bottom '{pred.name}' has shape {fmt_shape(pred.shape)}, expected N×K scores")
+        self.dims = _check_labels(self, pred, label)
+        self.reset_statistics()
+        return [(1,)]
+
+    def forward(self):
+        n, c, s = self.dims
+        lab = _labels_or_raise(self, self.bottoms[1], c, n, s)
+        k = self.valid_rows()
+        hits = self.be.count_correct(as_ncs(self.bottoms[0].data), lab, k)
+        self.acc_sum += hits / s
+        self.acc_count += k
+        if self.tops:
+            self.tops[0].data[0] = hits / (k * s)
+
+    def backward(self):
+        pass
