@@ -204,6 +204,8 @@ def build(cls, raw, where: Where, path: str, problems: list, skip=()):
 
 def to_plain(obj):
     """A dataclass (or nest of them) as plain YAML-writable values: the filled-in spec."""
+    if hasattr(obj, "to_plain") and not isinstance(obj, type):
+        return obj.to_plain()
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):

@@ -29,20 +29,24 @@ def plan(layer_specs, phase: str) -> list:
     for i, ls in enumerate(specs):
         for t in ls.tops:
             if t in ls.bottoms:
-                if not registry.layers.get(ls.type).inplace_ok:
-                    problems.append(Problem(ls.where, f"layers -> {ls.name}",
-                                            f"{ls.type} cannot work in place on '{t}'; give its top a new name"))
-                elif t not in chain:
-                    continue   # reported below as an unknown bottom
-                else:
-                    chain[t].append(i)
-            elif t in chain:
+                continue
+            if t in chain:
                 first = specs[chain[t][0]]
                 problems.append(Problem(ls.where, f"layers -> {ls.name} -> tops",
                                         f"blob '{t}' is already written by layer '{first.name}' "
                                         f"({first.where}); give one of them another name"))
             else:
                 chain[t] = [i]
+    for i, ls in enumerate(specs):
+        for t in ls.tops:
+            if t not in ls.bottoms:
+                continue
+            if not registry.layers.get(ls.type).inplace_ok:
+                problems.append(Problem(ls.where, f"layers -> {ls.name}",
+                                        f"{ls.type} cannot work in place on '{t}'; give its top a new name"))
+            elif t in chain:
+                chain[t].append(i)
+            # an in-place layer on a blob nobody writes is reported below as an unknown bottom
 
     deps: list[set] = [set() for _ in specs]
     for i, ls in enumerate(specs):
@@ -105,7 +109,9 @@ def _find_cycle(stuck, deps) -> list[int]:
         seen[node] = len(path)
         path.append(node)
         node = min(d for d in deps[node] if d in stuck_set)
-    return list(reversed(path[seen[node]:]))
+    cycle = list(reversed(path[seen[node]:]))      # in data-flow order
+    k = cycle.index(min(cycle))                   # start at the layer written first
+    return cycle[k:] + cycle[:k]
 
 
 def _insert_splits(specs, order, chain) -> list:

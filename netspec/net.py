@@ -72,7 +72,9 @@ class Net:
                         raise ShapeError(f"{ls.where}: layers -> {ls.name}: in place on '{name}' "
                                          f"{fmt_shape(blob.shape)} but would write {fmt_shape(shape)}")
                 elif getattr(layer, "shares_data", False):
-                    blob = Blob(name, bottoms[0].data)
+                    # an automatic split's tops carry the user's blob name (for messages)
+                    shown = bottoms[0].name if "auto" in ls.inferred else name
+                    blob = Blob(shown, bottoms[0].data)
                 else:
                     blob = Blob(name, self.ctx.backend.zeros(shape, self.ctx.dtype))
                 self.blobs[name] = blob
@@ -80,24 +82,24 @@ class Net:
             layer.tops = tops
 
     def _plan_backward(self):
-        carries: set[str] = set()
+        carries: set[int] = set()          # ids of blobs that depend on a parameter
         for layer in self.layers:
-            layer.propagate_down = [layer.differentiable and b.name in carries and i not in layer.nondiff_bottoms
+            layer.propagate_down = [layer.differentiable and id(b) in carries and i not in layer.nondiff_bottoms
                                     for i, b in enumerate(layer.bottoms)]
             if layer.differentiable and (layer.params or any(layer.propagate_down)):
-                carries.update(t.name for t in layer.tops)
+                carries.update(id(t) for t in layer.tops)
         # a layer back-propagates only if it feeds a loss
-        wanted: set[str] = set()
+        wanted: set[int] = set()           # ids of blobs whose gradient some layer needs
         self.backward_layers = []
         for layer in reversed(self.layers):
             feeds = self.phase == "train" and layer.differentiable and (
-                layer.has_loss or any(t.name in wanted for t in layer.tops))
+                layer.has_loss or any(id(t) in wanted for t in layer.tops))
             if not feeds:
                 layer.propagate_down = [False] * len(layer.bottoms)
                 continue
             if layer.params or any(layer.propagate_down):
                 self.backward_layers.append(layer)
-                wanted.update(b.name for b, pd in zip(layer.bottoms, layer.propagate_down) if pd)
+                wanted.update(id(b) for b, pd in zip(layer.bottoms, layer.propagate_down) if pd)
         for layer in self.backward_layers:
             for blob in layer.tops + [b for b, pd in zip(layer.bottoms, layer.propagate_down) if pd]:
                 if blob.diff is None:

@@ -55,8 +55,7 @@ class LayerSpec:
             out["bottoms"] = list(self.bottoms)
         if self.tops:
             out["tops"] = list(self.tops)
-        for k, v in to_plain(self.params).items():
-            out[k] = v.to_plain() if hasattr(v, "to_plain") else to_plain(v)
+        out.update(to_plain(self.params))
         return out
 
 

@@ -100,6 +100,9 @@ def load_yaml(text: str, filename: str = "<config>"):
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 0
         what = exc.problem or str(exc)
+        ctx = exc.context_mark
+        if exc.context and ctx is not None and ctx.line + 1 != line:
+            what += f" ({exc.context} that starts on line {ctx.line + 1})"
         raise SpecError([Problem(Where(filename, line), "", f"malformed YAML: {what}")]) from None
     except yaml.YAMLError as exc:
         raise SpecError([Problem(Where(filename, 0), "", f"malformed YAML: {exc}")]) from None

@@ -203,7 +203,7 @@ class HDF5DataLayer(_Source):
                                 f"/{d.name}: {exc}") from None
 
     def close(self):
-        for f, _ in self.files:
+        for f, _ in getattr(self, "files", []):
             f.close()
         self.files = []
 

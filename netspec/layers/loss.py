@@ -48,7 +48,7 @@ def _labels_or_raise(layer, label, n_class, n, s):
     lab = label.data.reshape(n, s)
     bad = layer.be.first_bad_label(lab, n_class)
     if bad >= 0:
-        raise DataError(f"{layer.where}: layers -> {layer.name}: label {lab.reshape(-1)[bad]!r} at row {bad // s} "
+        raise DataError(f"{layer.where}: layers -> {layer.name}: label {float(lab.reshape(-1)[bad]):g} at row {bad // s} "
                         f"of blob '{label.name}' is not an integer class in 0..{n_class - 1}")
     return lab
 

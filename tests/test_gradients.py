@@ -1,0 +1,118 @@
+"""Every registered layer type is gradient-checked (float64 central differences) through one table.
+
+A type without a case fails ``test_every_layer_type_has_a_case``; a layer with no gradient (data sources,
+Accuracy) has a forward check instead, in the test modules named in FORWARD_ONLY.
+"""
+import numpy as np
+import pytest
+from conftest import distinct
+
+from netspec import registry
+from netspec.testing import GradientCheckError, check_gradient, make_layer
+
+
+def labels(shape, k, rng):
+    return rng.integers(0, k, shape).astype(float)
+
+
+# type -> list of (case id, params, bottoms(rng) -> list of arrays, extra kwargs)
+CASES = {
+    "Convolution": [
+        ("3x3", {"n_filter": 3, "kernel": 3, "weight_init": "gaussian"}, lambda r: [r.standard_normal((2, 2, 5, 5))], {}),
+        ("stride-pad-rect-relu", {"n_filter": 2, "kernel": [3, 2], "stride": [2, 1], "pad": [1, 0], "neuron": "relu",
+                                  "weight_init": {"type": "gaussian", "std": 0.5}, "bias_init": 0.3},
+         lambda r: [distinct((2, 3, 5, 4), r)], {}),
+        ("no-bias-sigmoid", {"n_filter": 2, "kernel": 2, "bias": False, "neuron": "sigmoid"},
+         lambda r: [r.standard_normal((1, 2, 3, 3))], {}),
+    ],
+    "Pooling": [
+        ("max-2x2", {"kernel": 2, "stride": 2}, lambda r: [distinct((2, 2, 4, 4), r)], {}),
+        ("max-ceil-pad", {"kernel": 3, "stride": 2, "pad": 1}, lambda r: [distinct((2, 2, 5, 6), r)], {}),
+        ("mean-ceil-pad", {"kernel": 3, "stride": 2, "pad": 1, "method": "mean"}, lambda r: [r.standard_normal((2, 2, 5, 6))], {}),
+        ("mean-overlap", {"kernel": [2, 3], "stride": 1, "method": "mean"}, lambda r: [r.standard_normal((1, 2, 4, 5))], {}),
+    ],
+    "InnerProduct": [
+        ("flatten-4d", {"output_dim": 4}, lambda r: [r.standard_normal((3, 2, 2, 2))], {}),
+        ("relu", {"output_dim": 5, "neuron": "relu", "bias_init": 0.1}, lambda r: [distinct((4, 6), r)], {}),
+        ("tanh-no-bias", {"output_dim": 3, "neuron": "tanh", "bias": False}, lambda r: [r.standard_normal((2, 5))], {}),
+    ],
+    "ReLU": [("plain", {}, lambda r: [distinct((3, 4, 2), r)], {})],
+    "Sigmoid": [("plain", {}, lambda r: [r.standard_normal((3, 5)) * 3], {})],
+    "Tanh": [("plain", {}, lambda r: [r.standard_normal((3, 5)) * 2], {})],
+    "Dropout": [
+        ("train", {"ratio": 0.3}, lambda r: [r.standard_normal((4, 6))], {}),
+        ("test", {"ratio": 0.5}, lambda r: [r.standard_normal((4, 6))], {"phase": "test"}),
+    ],
+    "Softmax": [
+        ("2d", {}, lambda r: [r.standard_normal((3, 5))], {}),
+        ("spatial", {}, lambda r: [r.standard_normal((2, 4, 2, 3))], {}),
+    ],
+    "SoftmaxLoss": [
+        ("2d", {}, lambda r: [r.standard_normal((5, 4)), labels((5,), 4, r)], {}),
+        ("spatial-weighted", {"weight": 0.7}, lambda r: [r.standard_normal((2, 3, 2, 2)), labels((2, 2, 2), 3, r)], {}),
+    ],
+    "SquareLoss": [
+        ("euclidean", {}, lambda r: [r.standard_normal((4, 3)), r.standard_normal((4, 3))], {}),
+        ("mse-weighted", {"mode": "mse", "weight": 2.0}, lambda r: [r.standard_normal((3, 2, 2)), r.standard_normal((3, 4))], {}),
+    ],
+    "Flatten": [("4d", {}, lambda r: [r.standard_normal((2, 3, 2, 2))], {})],
+    "Reshape": [("infer", {"shape": [0, -1, 2]}, lambda r: [r.standard_normal((2, 3, 4))], {})],
+    "Concat": [
+        ("channels", {}, lambda r: [r.standard_normal((2, 2, 3)), r.standard_normal((2, 3, 3))], {}),
+        ("axis0", {"axis": 0}, lambda r: [r.standard_normal((1, 3)), r.standard_normal((2, 3))], {}),
+    ],
+    "Split": [("two", {}, lambda r: [r.standard_normal((3, 4))], {"tops": ["a", "b"]}),
+              ("three", {}, lambda r: [r.standard_normal((2, 2, 2))], {"tops": ["a", "b", "c"]})],
+    "ElementWise": [
+        ("sum-coeffs", {"operation": "sum", "coeffs": [1.0, -0.5, 2.0]},
+         lambda r: [r.standard_normal((2, 3)) for _ in range(3)], {}),
+        ("product", {"operation": "product"}, lambda r: [r.standard_normal((2, 3)) for _ in range(3)], {}),
+        ("max", {"operation": "max"}, lambda r: list(distinct((3, 2, 4), r)), {}),
+    ],
+}
+FORWARD_ONLY = {
+    "Accuracy": "tests/test_layers_forward.py::test_accuracy_*",
+    "HDF5Data": "tests/test_data_layers.py",
+    "MemoryData": "tests/test_data_layers.py",
+}
+
+
+def test_every_layer_type_has_a_case():
+    missing = set(registry.layers.names()) - set(CASES) - set(FORWARD_ONLY)
+    assert not missing, f"layer types without a gradient case: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("ltype,case,params,make,kw",
+                         [(t, c[0], c[1], c[2], c[3]) for t, cs in CASES.items() for c in cs],
+                         ids=[f"{t}-{c[0]}" for t, cs in CASES.items() for c in cs])
+def test_gradient(ltype, case, params, make, kw):
+    rng = np.random.default_rng(abs(hash((ltype, case))) % 2**32)
+    report = check_gradient(ltype, params, make(rng), **kw)
+    assert report.checked, "nothing was checked"
+
+
+def test_checker_catches_a_wrong_backward(rng):
+    layer = make_layer("InnerProduct", {"output_dim": 3}, [rng.standard_normal((2, 4))])
+    original = layer.backward
+
+    def broken():
+        original()
+        layer.params[0].diff[0, 1] += 1e-3
+    layer.backward = broken
+    with pytest.raises(GradientCheckError, match=r"InnerProduct layer 'innerproduct': gradient of param 'weight' "
+                                                 r"is wrong at index \(0, 1\)"):
+        check_gradient("InnerProduct", layer=layer)
+
+
+def test_dropout_train_drops_and_scales_test_passes_through(rng):
+    x = rng.standard_normal((200, 50)) + 5.0
+    tr = make_layer("Dropout", {"ratio": 0.4}, [x])
+    tr.forward()
+    y = tr.tops[0].data
+    dropped = (y == 0).mean()
+    assert 0.35 < dropped < 0.45
+    kept = y != 0
+    np.testing.assert_allclose(y[kept], x[kept] / 0.6)
+    te = make_layer("Dropout", {"ratio": 0.4}, [x], phase="test")
+    te.forward()
+    np.testing.assert_array_equal(te.tops[0].data, x)

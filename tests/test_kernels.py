@@ -1,0 +1,156 @@
+"""Each numba kernel of the CPU backend against a plain-numpy twin, in float32 (as nets run them)."""
+import numpy as np
+import pytest
+
+from netspec.backend import KERNELS, cpu, get
+
+F32 = np.float32
+
+
+def np_im2col(x, kh, kw, sh, sw, ph, pw):
+    n, c, h, w = x.shape
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    col = np.empty((c, kh, kw, n, oh, ow), x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            col[:, i, j] = xp[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw].transpose(1, 0, 2, 3)
+    return col.reshape(c * kh * kw, n * oh * ow), oh, ow
+
+
+def np_pool(x, kh, kw, sh, sw, ph, pw, oh, ow, method):
+    n, c, h, w = x.shape
+    out = np.empty((n, c, oh, ow), x.dtype)
+    for i in range(oh):
+        for j in range(ow):
+            hs, ws = i * sh - ph, j * sw - pw
+            he, we = min(hs + kh, h + ph), min(ws + kw, w + pw)
+            win = x[:, :, max(hs, 0):min(he, h), max(ws, 0):min(we, w)]
+            out[:, :, i, j] = win.max(axis=(2, 3)) if method == "max" else win.sum(axis=(2, 3)) / ((he - hs) * (we - ws))
+    return out
+
+
+def test_backend_provides_every_kernel():
+    be = get("cpu")
+    assert all(callable(getattr(be, k)) for k in KERNELS)
+    with pytest.raises(ValueError, match="unknown backend 'gpu'"):
+        get("gpu")
+
+
+@pytest.mark.parametrize("geom", [(3, 3, 1, 1, 0, 0), (3, 2, 2, 1, 1, 0), (5, 5, 1, 1, 2, 2), (2, 2, 2, 2, 0, 0)])
+def test_im2col_and_col2im(geom, rng):
+    x = rng.standard_normal((3, 2, 7, 6)).astype(F32)
+    ref, oh, ow = np_im2col(x, *geom)
+    col = np.full(ref.shape, np.nan, F32)
+    cpu.im2col(x, *geom, oh, ow, col)
+    np.testing.assert_array_equal(col, ref)
+    # col2im is the adjoint: <im2col(x), c> == <x, col2im(c)>
+    c = rng.standard_normal(ref.shape).astype(F32)
+    dx = np.full(x.shape, np.nan, F32)
+    cpu.col2im(c, *geom, oh, ow, dx)
+    assert float((ref.astype(np.float64) * c).sum()) == pytest.approx(float((x.astype(np.float64) * dx).sum()), rel=1e-4)
+
+
+def test_conv_scatter_and_gather(rng):
+    tmp = rng.standard_normal((4, 3 * 5)).astype(F32)
+    bias = rng.standard_normal(4).astype(F32)
+    y = np.empty((3, 4, 5), F32)
+    cpu.conv_scatter(tmp, bias, True, False, y)
+    np.testing.assert_allclose(y, tmp.reshape(4, 3, 5).transpose(1, 0, 2) + bias[None, :, None], rtol=1e-6)
+    cpu.conv_scatter(tmp, bias, True, True, y)
+    np.testing.assert_allclose(y, np.maximum(tmp.reshape(4, 3, 5).transpose(1, 0, 2) + bias[None, :, None], 0), rtol=1e-6)
+    dy = rng.standard_normal((3, 4, 5)).astype(F32)
+    dyt = np.empty((4, 15), F32)
+    cpu.conv_gather(dy, y, False, dyt)
+    np.testing.assert_array_equal(dyt, dy.transpose(1, 0, 2).reshape(4, 15))
+    cpu.conv_gather(dy, y, True, dyt)
+    np.testing.assert_array_equal(dyt, (dy * (y > 0)).transpose(1, 0, 2).reshape(4, 15))
+
+
+@pytest.mark.parametrize("geom", [(2, 2, 2, 2, 0, 0), (3, 3, 2, 2, 1, 1), (3, 2, 1, 2, 0, 1)])
+def test_pooling_kernels(geom, rng):
+    from netspec.layers.conv import pool_out
+    x = rng.standard_normal((2, 3, 7, 6)).astype(F32)
+    kh, kw, sh, sw, ph, pw = geom
+    oh, ow = pool_out(7, kh, sh, ph), pool_out(6, kw, sw, pw)
+    y = np.empty((2, 3, oh, ow), F32)
+    arg = np.empty((2, 3, oh, ow), np.int32)
+    cpu.maxpool_forward(x, *geom, y, arg)
+    np.testing.assert_array_equal(y, np_pool(x, *geom, oh, ow, "max"))
+    np.testing.assert_array_equal(np.take_along_axis(x.reshape(2, 3, -1), arg.reshape(2, 3, -1), 2).reshape(y.shape), y)
+    dy = rng.standard_normal(y.shape).astype(F32)
+    dx = np.full(x.shape, np.nan, F32)
+    cpu.maxpool_backward(dy, arg, dx)
+    ref = np.zeros(x.shape, F32).reshape(2, 3, -1)
+    for n in range(2):
+        for c in range(3):
+            np.add.at(ref[n, c], arg[n, c].reshape(-1), dy[n, c].reshape(-1))
+    np.testing.assert_allclose(dx, ref.reshape(x.shape), rtol=1e-6)
+    cpu.avepool_forward(x, *geom, y)
+    np.testing.assert_allclose(y, np_pool(x, *geom, oh, ow, "mean"), rtol=1e-5, atol=1e-6)
+    cpu.avepool_backward(dy, *geom, dx)   # adjoint check
+    assert float((y.astype(np.float64) * dy).sum()) == pytest.approx(float((x.astype(np.float64) * dx).sum()), rel=1e-4)
+
+
+def test_elementwise_kernels(rng):
+    x = rng.standard_normal(100).astype(F32) * 4
+    y, dy, dx = np.empty_like(x), rng.standard_normal(100).astype(F32), np.empty_like(x)
+    cpu.relu_forward(x, y)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    cpu.relu_backward(y, dy, dx)
+    np.testing.assert_array_equal(dx, dy * (x > 0))
+    cpu.sigmoid_forward(x, y)
+    np.testing.assert_allclose(y, 1 / (1 + np.exp(-x)), rtol=1e-6)
+    cpu.sigmoid_backward(y, dy, dx)
+    np.testing.assert_allclose(dx, dy * y * (1 - y), rtol=1e-6)
+    big = np.array([-1000.0, 1000.0], F32)
+    out = np.empty_like(big)
+    cpu.sigmoid_forward(big, out)
+    np.testing.assert_array_equal(out, [0.0, 1.0])
+    cpu.tanh_forward(x, y)
+    np.testing.assert_allclose(y, np.tanh(x), rtol=1e-6)
+    cpu.tanh_backward(y, dy, dx)
+    np.testing.assert_allclose(dx, dy * (1 - y * y), rtol=1e-5, atol=1e-7)
+    rand = rng.random(100).astype(F32)
+    cpu.dropout_forward(x, rand, 0.3, 1 / 0.7, y)
+    np.testing.assert_allclose(y, np.where(rand >= 0.3, x / 0.7, 0), rtol=1e-6)
+    cpu.dropout_backward(rand, 0.3, 1 / 0.7, dy, dx)
+    np.testing.assert_allclose(dx, np.where(rand >= 0.3, dy / 0.7, 0), rtol=1e-6)
+
+
+def test_softmax_family(rng):
+    x = (rng.standard_normal((4, 5, 3)) * 10).astype(F32)
+    e = np.exp(x - x.max(1, keepdims=True))
+    p = e / e.sum(1, keepdims=True)
+    y = np.empty_like(x)
+    cpu.softmax_forward(x, y)
+    np.testing.assert_allclose(y, p, rtol=1e-5, atol=1e-7)
+    dy, dx = rng.standard_normal(x.shape).astype(F32), np.empty_like(x)
+    cpu.softmax_backward(y, dy, dx)
+    np.testing.assert_allclose(dx, y * (dy - (dy * y).sum(1, keepdims=True)), rtol=1e-4, atol=1e-6)
+    lab = rng.integers(0, 5, (4, 3)).astype(F32)
+    prob, losses = np.empty_like(x), np.empty((4, 3), F32)
+    cpu.softmax_loss_forward(x, lab, prob, losses)
+    li = lab.astype(int)
+    ref = -np.log(np.maximum(np.take_along_axis(p, li[:, None, :], 1)[:, 0, :], np.finfo(F32).tiny))
+    np.testing.assert_allclose(losses, ref, rtol=1e-4, atol=1e-5)
+    cpu.softmax_loss_backward(prob, lab, F32(0.5), dx)
+    onehot = np.zeros_like(p)
+    np.put_along_axis(onehot, li[:, None, :], 1.0, 1)
+    np.testing.assert_allclose(dx, 0.5 * (p - onehot), rtol=1e-4, atol=1e-6)
+    assert cpu.count_correct(x, lab, 4) == int((x.argmax(1) == li).sum())
+    assert cpu.count_correct(x, lab, 2) == int((x[:2].argmax(1) == li[:2]).sum())
+    assert cpu.first_bad_label(lab, 5) == -1
+    lab[2, 1] = 5
+    assert cpu.first_bad_label(lab, 5) == 7
+    lab[0, 0] = 0.5
+    assert cpu.first_bad_label(lab, 5) == 0
+    lab[0, 0] = np.nan
+    assert cpu.first_bad_label(lab, 5) == 0
+
+
+def test_softmax_loss_of_nan_is_nan():
+    x = np.array([[[np.nan], [1.0]]], F32)
+    prob, losses = np.empty_like(x), np.empty((1, 1), F32)
+    cpu.softmax_loss_forward(x, np.zeros((1, 1), F32), prob, losses)
+    assert np.isnan(losses[0, 0])
