@@ -1,2 +1,20 @@
-"""netspec: declarative neural-network training in the tradition of Caffe and Mocha.jl."""
+"""netspec: declarative neural-network training in the tradition of Caffe and Mocha.jl.
+
+The Python API mirrors the command line::
+
+    import netspec
+    spec = netspec.load_spec("configs/mnist_lenet.yaml")
+    net = netspec.Net(spec, "train")          # build one phase
+    solver = netspec.train(spec)              # train with the config's solver and coffee breaks
+    stats, n = netspec.evaluate(spec, solver.last_snapshot[1])
+"""
 __version__ = "0.1.0"
+
+from .api import Net, NetSpec, Solver, build_nets, evaluate, load_spec, parse_spec, train  # noqa: E402
+from .errors import (DataError, NetspecError, ShapeError, SnapshotError, SpecError,  # noqa: E402
+                     TrainingError)
+from .testing import check_gradient  # noqa: E402
+
+__all__ = ["Net", "NetSpec", "Solver", "build_nets", "evaluate", "load_spec", "parse_spec", "train",
+           "check_gradient", "NetspecError", "SpecError", "ShapeError", "DataError", "SnapshotError",
+           "TrainingError"]

@@ -1,7 +1,54 @@
-"""The Python API in one place (mirrors the CLI)."""
+"""The Python API, mirroring the CLI:
+
+    import netspec
+    spec = netspec.load_spec("configs/mnist_lenet.yaml")
+    solver = netspec.train(spec)                       # netspec train
+    stats = netspec.evaluate(spec, "snapshots/mnist-lenet/snapshot-10000.h5")   # netspec test
+"""
 from __future__ import annotations
 
+import numpy as np
+
+from .coffee import evaluate_net
+from .errors import Problem, SpecError, Where
 from .net import Net, build_nets
+from .snapshot import load as load_snapshot
+from .snapshot import load_params
+from .solver import Solver
 from .spec import NetSpec, load_spec, parse_spec
 
-__all__ = ["Net", "NetSpec", "build_nets", "load_spec", "parse_spec"]
+
+def _spec(config, overrides=()):
+    return config if isinstance(config, NetSpec) else load_spec(config, overrides)
+
+
+def train(config, *, overrides=(), out_dir=None, resume=None, weights=None, log=print, on_step=None) -> Solver:
+    """Train a config (path, dict or NetSpec); returns the finished :class:`Solver`."""
+    spec = _spec(config, overrides)
+    solver = Solver(spec, out_dir=out_dir, resume=resume, weights=weights, log=log)
+    solver.on_step = on_step
+    try:
+        # overflow is reported by the solver's own non-finite check, naming the layer, not as a numpy warning
+        with solver.be.compute_threads(), np.errstate(over="ignore", invalid="ignore"):
+            solver.solve()
+    finally:
+        solver.train_net.close()
+        if solver.test_net is not None:
+            solver.test_net.close()
+    return solver
+
+
+def evaluate(config, weights: str, *, overrides=(), phase: str = "test") -> tuple[dict, int]:
+    """Run the ``phase`` net over one whole pass of its data with the snapshot's parameters.
+
+    Returns ({statistic: mean}, number of examples)."""
+    spec = _spec(config, overrides)
+    if not any(ls.phase == phase for ls in spec.layers if ls.cls.is_source) and phase == "test":
+        raise SpecError([Problem(Where(spec.path), "layers", "no data layer with 'phase: test' to evaluate on")])
+    with Net(spec, phase) as net:
+        load_params(net.params, load_snapshot(weights), strict=True)
+        with net.ctx.backend.compute_threads():
+            return evaluate_net(net)
+
+
+__all__ = ["Net", "NetSpec", "Solver", "build_nets", "evaluate", "load_spec", "parse_spec", "train"]

@@ -6,8 +6,8 @@ never a traceback.
 from __future__ import annotations
 
 import functools
-import os
 import sys
+import time
 
 import click
 
@@ -51,6 +51,90 @@ def show(config, phase, overrides):
     spec = load_spec(config, overrides)
     with Net(spec, phase) as net:
         click.echo(layer_table(net))
+
+
+# ------------------------------------------------------------------------------------------------ train
+class Progress:
+    """A one-line progress bar on an interactive terminal (stderr); nothing when output is piped, where
+    the coffee breaks' log lines are the record."""
+
+    def __init__(self, total: int):
+        self.total, self.tty = total, sys.stderr.isatty()
+        self.t0 = self.last = time.perf_counter()
+        self.start = None
+        self.shown = False
+
+    def log(self, msg: str):
+        self.clear()
+        click.echo(msg)
+
+    def clear(self):
+        if self.shown:
+            click.echo("\r\033[K", nl=False, err=True)
+            self.shown = False
+
+    def step(self, solver):
+        if not self.tty:
+            return
+        now = time.perf_counter()
+        if self.start is None:
+            self.start, self.t0 = solver.iteration - 1, now
+        if now - self.last < 0.25 and solver.iteration < self.total:
+            return
+        self.last = now
+        done = solver.iteration - self.start
+        rate = done / max(now - self.t0, 1e-9)
+        eta = (self.total - solver.iteration) / rate if rate > 0 else 0
+        frac = solver.iteration / max(self.total, 1)
+        bar = "#" * int(30 * frac)
+        click.echo(f"\r[{bar:<30}] {solver.iteration}/{self.total} loss {solver.loss_ema:.4f} "
+                   f"{rate * solver.train_net.batch_size:,.0f} img/s ETA {int(eta) // 60}:{int(eta) % 60:02d}\033[K",
+                   nl=False, err=True)
+        self.shown = True
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--resume", is_flag=False, flag_value="latest", default=None, metavar="[SNAPSHOT]",
+              help="continue from the newest snapshot in the run folder, or from SNAPSHOT")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None,
+              help="start from the parameters of a snapshot (fine-tuning); the solver starts afresh")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="run folder for snapshots and statistics [default: snapshots/<net name>]")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="override a config value, e.g. --set solver.max_iter=5000")
+@friendly
+def train(config, resume, weights, out, overrides):
+    """Train the net of CONFIG with its solver and coffee breaks.
+
+    Ctrl-C finishes the current iteration, writes a snapshot and stops; --resume continues exactly there."""
+    from .api import train as api_train
+    from .spec import load_spec
+
+    if resume and weights:
+        raise click.UsageError("give --resume or --weights, not both")
+    spec = load_spec(config, overrides)
+    progress = Progress(spec.solver.max_iter if spec.solver else 0)
+    try:
+        api_train(spec, out_dir=out, resume=resume, weights=weights, log=progress.log, on_step=progress.step)
+    finally:
+        progress.clear()
+
+
+# ------------------------------------------------------------------------------------------------- test
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--weights", required=True, type=click.Path(dir_okay=False), help="snapshot to evaluate")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config value")
+@friendly
+def test(config, weights, overrides):
+    """Evaluate a snapshot on the test-phase data of CONFIG: every loss and accuracy, over the whole set."""
+    from .api import evaluate
+
+    stats, n = evaluate(config, weights, overrides=overrides)
+    click.echo(f"{weights}: {n} examples")
+    for k, v in stats.items():
+        click.echo(f"  {k} = {v:.4%}" if k.endswith("accuracy") else f"  {k} = {v:.6f}")
 
 
 # ------------------------------------------------------------------------------------------------- data

@@ -18,9 +18,11 @@ class Where:
     """A place in a config file: file name and 1-based line (0 when unknown)."""
 
     file: str = "<config>"
-    line: int = 0
+    line: int | str = 0     # a string names where else a value came from (an override: "--set k=v")
 
     def __str__(self) -> str:
+        if isinstance(self.line, str):
+            return self.line
         return f"{self.file}:{self.line}" if self.line else self.file
 
 

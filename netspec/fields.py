@@ -217,6 +217,11 @@ def to_plain(obj):
     return obj
 
 
+def fields_plain(obj) -> dict:
+    """The dataclass fields of ``obj`` as plain values (for objects whose own ``to_plain`` adds a type)."""
+    return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+
+
 def describe(cls) -> list[tuple[str, str, str]]:
     """(name, default, doc) for each parameter of ``cls``: used by ``netspec layers``."""
     out = []

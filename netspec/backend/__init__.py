@@ -4,7 +4,8 @@ context (``self.ctx.backend``), which today is :mod:`netspec.backend.cpu` (numba
 A backend is a module (or object) with
   * array allocation: ``zeros(shape, dtype)``,
   * dense algebra: ``gemm(a, b, out)`` (``out = a @ b``; ``a``/``b`` may be transposed views),
-  * the kernels listed in :data:`KERNELS`, each with the signature documented in ``cpu.py``.
+  * the kernels listed in :data:`KERNELS`, each with the signature documented in ``cpu.py``,
+  * ``compute_threads()``: a context manager that sets up threads for running nets.
 
 A GPU backend is another module providing the same names over device arrays; ``get("name")`` picks it.
 """
@@ -19,6 +20,7 @@ KERNELS = (
     "tanh_forward", "tanh_backward", "dropout_forward", "dropout_backward",
     "softmax_forward", "softmax_backward", "softmax_loss_forward", "softmax_loss_backward",
     "count_correct", "first_bad_label",
+    "sgd_update", "nesterov_update", "adagrad_update", "rmsprop_update", "adadelta_update", "adam_update",
 )
 
 _BACKENDS = {"cpu": "netspec.backend.cpu"}
@@ -30,7 +32,7 @@ def get(name: str = "cpu"):
         module = importlib.import_module(_BACKENDS[name])
     except KeyError:
         raise ValueError(f"unknown backend '{name}'; known: {', '.join(_BACKENDS)}") from None
-    missing = [k for k in KERNELS + ("zeros", "gemm") if not hasattr(module, k)]
+    missing = [k for k in KERNELS + ("zeros", "gemm", "compute_threads") if not hasattr(module, k)]
     if missing:
         raise ImportError(f"backend '{name}' lacks {', '.join(missing)}")
     return module

@@ -342,3 +342,88 @@ def count_correct(x, label, n_rows):
             if best == int(label[n, s]):
                 hits += 1
     return hits
+
+
+# ------------------------------------------------------------------------------------- solver updates
+# All take flat views: w (weights), g (gradient); lr = learning rate · lr_mult; decay = λ · decay_mult;
+# l1 selects the regularizer.  Every method first forms  g' = g + decay · w   (L2, Caffe's: not 2λw)
+#                                                  or  g' = g + decay · sign(w)   (L1).
+@njit(cache=True)
+def _reg(w, g, i, decay, l1):
+    if decay == 0.0:
+        return g[i]
+    if l1:
+        s = 1.0 if w[i] > 0 else (-1.0 if w[i] < 0 else 0.0)
+        return g[i] + decay * s
+    return g[i] + decay * w[i]
+
+
+@njit(cache=True)
+def sgd_update(w, g, v, lr, mom, decay, l1):
+    """SGD with momentum (Caffe): v ← mom·v + lr·g';  w ← w − v  (the history v includes the rate)."""
+    for i in range(w.size):
+        v[i] = mom * v[i] + lr * _reg(w, g, i, decay, l1)
+        w[i] -= v[i]
+
+
+@njit(cache=True)
+def nesterov_update(w, g, v, lr, mom, decay, l1):
+    """Nesterov (Caffe): v' ← mom·v + lr·g';  w ← w − ((1 + mom)·v' − mom·v)."""
+    for i in range(w.size):
+        old = v[i]
+        v[i] = mom * old + lr * _reg(w, g, i, decay, l1)
+        w[i] -= (1.0 + mom) * v[i] - mom * old
+
+
+@njit(cache=True)
+def adagrad_update(w, g, h, lr, eps, decay, l1):
+    """AdaGrad (Caffe): h ← h + g'²;  w ← w − lr·g' / (√h + eps)."""
+    for i in range(w.size):
+        gi = _reg(w, g, i, decay, l1)
+        h[i] += gi * gi
+        w[i] -= lr * gi / (np.sqrt(h[i]) + eps)
+
+
+@njit(cache=True)
+def rmsprop_update(w, g, h, lr, rms_decay, eps, decay, l1):
+    """RMSProp (Caffe): h ← rms_decay·h + (1 − rms_decay)·g'²;  w ← w − lr·g' / (√h + eps)."""
+    for i in range(w.size):
+        gi = _reg(w, g, i, decay, l1)
+        h[i] = rms_decay * h[i] + (1.0 - rms_decay) * gi * gi
+        w[i] -= lr * gi / (np.sqrt(h[i]) + eps)
+
+
+@njit(cache=True)
+def adadelta_update(w, g, h, h2, lr, rho, eps, decay, l1):
+    """AdaDelta (Caffe, Zeiler 2012): h ← ρ·h + (1 − ρ)·g'²;  u ← g'·√((h2 + eps) / (h + eps));
+    h2 ← ρ·h2 + (1 − ρ)·u²;  w ← w − lr·u."""
+    for i in range(w.size):
+        gi = _reg(w, g, i, decay, l1)
+        h[i] = rho * h[i] + (1.0 - rho) * gi * gi
+        u = gi * np.sqrt((h2[i] + eps) / (h[i] + eps))
+        h2[i] = rho * h2[i] + (1.0 - rho) * u * u
+        w[i] -= lr * u
+
+
+@njit(cache=True)
+def adam_update(w, g, m, v, lr, beta1, beta2, eps, t, decay, l1):
+    """Adam (Caffe): m ← β1·m + (1 − β1)·g';  v ← β2·v + (1 − β2)·g'²;
+    w ← w − lr · √(1 − β2^t) / (1 − β1^t) · m / (√v + eps), with t = iteration + 1 (eps outside the
+    bias correction, as Caffe has it)."""
+    corr = np.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t)
+    for i in range(w.size):
+        gi = _reg(w, g, i, decay, l1)
+        m[i] = beta1 * m[i] + (1.0 - beta1) * gi
+        v[i] = beta2 * v[i] + (1.0 - beta2) * gi * gi
+        w[i] -= lr * corr * m[i] / (np.sqrt(v[i]) + eps)
+
+
+# ------------------------------------------------------------------------------------------ threading
+def compute_threads():
+    """Context in which nets run: OpenBLAS limited to ``NETSPEC_BLAS_THREADS`` threads (default 1) while
+    the numba kernels use every core.  On this 2-core machine the two thread pools otherwise fight (OpenBLAS
+    threads spin after each GEMM while numba's want the cores): 4× slower, measured (bench/README.md)."""
+    import os
+
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=int(os.environ.get("NETSPEC_BLAS_THREADS", "1")), user_api="blas")

@@ -1,0 +1,187 @@
+"""Snapshots: parameters *and* the complete solver state in one HDF5 file, written atomically.
+
+Layout (a tree of groups; arrays are datasets, numbers and strings are attributes):
+
+    /params/<layer>/<name>                 every learnable array
+    /solver       method, iteration, loss_ema; /solver/history/<layer>/<name>/<slot>; lr/mom policy state
+    /rng/<phase>                           the nets' random generators (JSON of the bit generator state)
+    /data/<phase>/<layer>                  each data layer's cursor (epoch, chunk, row)
+    /coffee/<n>                            coffee-break state
+    attrs: format, iteration, spec (the filled-in config as YAML)
+
+A snapshot is written to a temporary file in the same folder, flushed to disk and renamed over its final
+name, so a crash mid-write never leaves a half-written ``snapshot-<iter>.h5``.  Reading checks the file,
+and ``--resume`` falls back to the previous snapshot when the newest one is unreadable.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from .errors import SnapshotError
+
+FORMAT = 1
+NAME = re.compile(r"^snapshot-(\d+)\.h5$")
+
+
+def _key(name: str) -> str:
+    return name.replace("%", "%25").replace("/", "%2F")
+
+
+def _unkey(name: str) -> str:
+    return name.replace("%2F", "/").replace("%25", "%")
+
+
+def _write_tree(group, tree: dict):
+    for k, v in tree.items():
+        key = _key(str(k))
+        if isinstance(v, dict):
+            _write_tree(group.create_group(key), v)
+        elif isinstance(v, np.ndarray):
+            group.create_dataset(key, data=v)
+        elif v is None:
+            continue
+        else:
+            group.attrs[key] = v
+
+
+def _read_tree(group) -> dict:
+    out = {_unkey(k): (v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v)
+           for k, v in group.attrs.items()}
+    for k, item in group.items():
+        out[_unkey(k)] = _read_tree(item) if isinstance(item, h5py.Group) else item[()]
+    return out
+
+
+def snapshot_path(folder: str, iteration: int) -> str:
+    return os.path.join(folder, f"snapshot-{iteration}.h5")
+
+
+def save(path: str, tree: dict) -> str:
+    """Write ``tree`` to ``path`` atomically (temporary file in the same folder, fsync, rename)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            _write_tree(f, tree)
+            f.flush()
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+    return path
+
+
+@dataclass
+class Snapshot:
+    path: str
+    tree: dict
+
+    @property
+    def iteration(self) -> int:
+        return int(self.tree["iteration"])
+
+    @property
+    def params(self) -> dict:
+        return {f"{layer}/{name}": arr for layer, d in self.tree.get("params", {}).items() for name, arr in d.items()}
+
+
+def load(path: str) -> Snapshot:
+    if not os.path.isfile(path):
+        raise SnapshotError(f"{path}: no such snapshot")
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") is None:
+                raise SnapshotError(f"{path}: not a netspec snapshot (no 'format' attribute)")
+            tree = _read_tree(f)
+    except SnapshotError:
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        raise SnapshotError(f"{path}: corrupt or truncated snapshot ({exc})") from None
+    for need in ("params", "iteration"):
+        if need not in tree:
+            raise SnapshotError(f"{path}: incomplete snapshot (no '{need}')")
+    return Snapshot(path, tree)
+
+
+def list_snapshots(folder: str) -> list[tuple[int, str]]:
+    """(iteration, path) of every snapshot in ``folder``, by iteration (not by file time)."""
+    if not os.path.isdir(folder):
+        return []
+    found = [(int(m.group(1)), os.path.join(folder, n)) for n in os.listdir(folder) if (m := NAME.match(n))]
+    return sorted(found)
+
+
+def latest(folder: str, warn=print) -> Snapshot:
+    """The newest readable snapshot in ``folder``; unreadable ones are reported and skipped."""
+    snaps = list_snapshots(folder)
+    if not snaps:
+        raise SnapshotError(f"{folder}: no snapshot-<iter>.h5 to resume from")
+    for it, path in reversed(snaps):
+        try:
+            return load(path)
+        except SnapshotError as exc:
+            warn(f"warning: {exc}; trying the previous snapshot")
+    raise SnapshotError(f"{folder}: none of the {len(snaps)} snapshots is readable")
+
+
+def prune(folder: str, keep_last: int) -> None:
+    for _, path in list_snapshots(folder)[:-keep_last]:
+        os.remove(path)
+
+
+def load_params(params: list, snap: Snapshot, strict: bool = True, warn=print) -> None:
+    """Copy the snapshot's arrays into ``params`` (shared Param objects); shapes must match exactly.
+
+    ``strict`` (resume) requires every parameter; otherwise (fine-tuning with ``--weights``) parameters the
+    snapshot lacks keep their initialization, with a warning."""
+    stored = snap.params
+    for p in params:
+        arr = stored.get(p.key)
+        if arr is None:
+            if strict:
+                raise SnapshotError(f"{snap.path}: has no parameter '{p.key}' (layer '{p.layer}'); it was written "
+                                    "by a different net")
+            warn(f"warning: {snap.path} has no parameter '{p.key}'; layer '{p.layer}' keeps its initialization")
+            continue
+        if arr.shape != p.shape:
+            raise SnapshotError(f"{snap.path}: layer '{p.layer}' parameter '{p.name}' has shape "
+                                f"{'×'.join(map(str, arr.shape))} in the snapshot but "
+                                f"{'×'.join(map(str, p.shape))} in the net")
+        p.data[...] = arr
+
+
+def check_writable(folder: str, needed_bytes: int) -> None:
+    """Fail before training if snapshots cannot be written to ``folder`` (read-only, or a full disk)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, f".write-test-{os.getpid()}")
+        with open(probe, "wb") as fh:
+            fh.write(b"\0" * 4096)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.remove(probe)
+    except OSError as exc:
+        raise SnapshotError(f"{folder}: cannot write snapshots here ({exc.strerror or exc}); choose another "
+                            "folder with --out") from None
+    free = shutil.disk_usage(folder).free
+    if free < 2 * needed_bytes:
+        raise SnapshotError(f"{folder}: only {free / 2**20:.1f} MiB free on disk; snapshots need about "
+                            f"{2 * needed_bytes / 2**20:.1f} MiB; free space or choose another folder with --out")

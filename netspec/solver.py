@@ -1,0 +1,356 @@
+"""The solver: the ``solver:`` block, the update methods, and the training loop.
+
+    solver:
+      method: sgd                  # sgd | nesterov | adam | adagrad | adadelta | rmsprop
+      max_iter: 10000
+      regu_coef: 0.0005            # λ of weight decay (Caffe's weight_decay); L2 adds λ·w (Caffe), not 2λ·w
+      regularization: L2           # or L1 (adds λ·sign(w))
+      lr_policy: {type: inv, base_lr: 0.01, gamma: 0.0001, power: 0.75}
+      mom_policy: {type: fixed, value: 0.9}
+
+Each parameter uses rate ``lr · lr_mult`` and decay ``λ · decay_mult`` (Caffe's per-parameter
+multipliers; ``weight_lr``/``bias_lr``/``weight_decay``/``bias_decay`` on a layer).  The update formulas are
+in the docstrings of the kernels that compute them (``netspec.backend.cpu.*_update``).
+
+The loop follows Mocha.jl: ``init_solve`` (resume or start, coffee breaks at iteration 0),
+``onestep_solve`` (forward, backward, update, coffee breaks), ``finalize_solve`` (final snapshot).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import signal
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import yaml
+
+from . import registry
+from . import snapshot as snap_io
+from .errors import Problem, SnapshotError, SpecError, TrainingError, Where
+from .fields import build, choice, integer, number, optional, param, to_plain
+from .lounge import Lounge
+from .policies import MomFixed, parse_policy
+from .yamlio import line_of
+
+
+# -------------------------------------------------------------------------------------------- methods
+class Method:
+    slots: tuple = ()          # names of the history buffers kept per parameter
+    uses_momentum = False
+    options: dict = {}         # method-specific solver parameters and their defaults
+
+
+@registry.solvers.register("sgd")
+class SGD(Method):
+    """Stochastic gradient descent with momentum (``sgd_update``)."""
+    slots, uses_momentum = ("momentum",), True
+
+    def update(self, be, w, g, h, lr, mom, decay, l1, it, sp):
+        be.sgd_update(w, g, h[0], lr, mom, decay, l1)
+
+
+@registry.solvers.register("nesterov")
+class Nesterov(Method):
+    """Nesterov's accelerated gradient (``nesterov_update``)."""
+    slots, uses_momentum = ("momentum",), True
+
+    def update(self, be, w, g, h, lr, mom, decay, l1, it, sp):
+        be.nesterov_update(w, g, h[0], lr, mom, decay, l1)
+
+
+@registry.solvers.register("adagrad")
+class AdaGrad(Method):
+    """AdaGrad (``adagrad_update``)."""
+    slots, options = ("sum_sq",), {"eps": 1e-8}
+
+    def update(self, be, w, g, h, lr, mom, decay, l1, it, sp):
+        be.adagrad_update(w, g, h[0], lr, sp.eps, decay, l1)
+
+
+@registry.solvers.register("rmsprop")
+class RMSProp(Method):
+    """RMSProp (``rmsprop_update``)."""
+    slots, options = ("mean_sq",), {"rms_decay": 0.99, "eps": 1e-8}
+
+    def update(self, be, w, g, h, lr, mom, decay, l1, it, sp):
+        be.rmsprop_update(w, g, h[0], lr, sp.rms_decay, sp.eps, decay, l1)
+
+
+@registry.solvers.register("adadelta")
+class AdaDelta(Method):
+    """AdaDelta (``adadelta_update``); Caffe recommends lr 1.0."""
+    slots, options = ("mean_sq", "mean_sq_update"), {"rho": 0.95, "eps": 1e-6}
+
+    def update(self, be, w, g, h, lr, mom, decay, l1, it, sp):
+        be.adadelta_update(w, g, h[0], h[1], lr, sp.rho, sp.eps, decay, l1)
+
+
+@registry.solvers.register("adam")
+class Adam(Method):
+    """Adam (``adam_update``)."""
+    slots, options = ("m", "v"), {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
+
+    def update(self, be, w, g, h, lr, mom, decay, l1, it, sp):
+        be.adam_update(w, g, h[0], h[1], lr, sp.beta1, sp.beta2, sp.eps, it + 1, decay, l1)
+
+
+# --------------------------------------------------------------------------------------------- schema
+OPTION_KEYS = ("beta1", "beta2", "eps", "rho", "rms_decay")
+
+
+@dataclass
+class SolverParams:
+    max_iter: int = param(integer(lo=0), doc="number of updates to run")
+    method: str = param(lambda v: registry.solvers.canonical(v), "sgd",
+                        "sgd, nesterov, adam, adagrad, adadelta or rmsprop")
+    regu_coef: float = param(number(lo=0), 0.0, "weight decay λ (Caffe: weight_decay); L2 adds λ·w")
+    regularization: str = param(choice("L2", "L1"), "L2", "L2 (adds λ·w to the gradient) or L1 (adds λ·sign(w))")
+    loss_smoothing: float = param(number(lo=0, hi=1, hi_open=True), 0.9,
+                                  "factor of the moving average shown as the smoothed loss")
+    beta1: float | None = param(optional(number(lo=0, hi=1, hi_open=True)), None, "adam: decay of the first moment (0.9)")
+    beta2: float | None = param(optional(number(lo=0, hi=1, hi_open=True)), None, "adam: decay of the second moment (0.999)")
+    eps: float | None = param(optional(number(lo=0, lo_open=True)), None, "adam/adagrad/rmsprop/adadelta: ε (Caffe: delta)")
+    rho: float | None = param(optional(number(lo=0, hi=1, hi_open=True)), None, "adadelta: decay (0.95; Caffe: momentum)")
+    rms_decay: float | None = param(optional(number(lo=0, hi=1, hi_open=True)), None, "rmsprop: decay (0.99)")
+    lr_policy: object = None
+    mom_policy: object = None
+
+    def check(self):
+        options = registry.solvers.get(self.method).options
+        return [(k, f"{k} does not apply to method {self.method}"
+                    + (f" (it takes {', '.join(options)})" if options else ""))
+                for k in OPTION_KEYS if getattr(self, k) is not None and k not in options]
+
+    def fill(self):
+        for k, v in registry.solvers.get(self.method).options.items():
+            if getattr(self, k) is None:
+                setattr(self, k, v)
+        return self
+
+    def to_plain(self):
+        out = {k: to_plain(getattr(self, k)) for k in ("method", "max_iter", "regu_coef", "regularization",
+                                                         "loss_smoothing") + OPTION_KEYS if getattr(self, k) is not None}
+        out["lr_policy"] = self.lr_policy.to_plain()
+        out["mom_policy"] = self.mom_policy.to_plain()
+        return out
+
+
+def parse_solver(raw, where: Where, problems: list):
+    if not isinstance(raw, dict):
+        problems.append(Problem(where, "solver", "must be a mapping (method, max_iter, lr_policy, ...)"))
+        return None
+    n_before = len(problems)
+    sp = build(SolverParams, raw, where, "solver", problems, skip=("lr_policy", "mom_policy"))
+    here = lambda k: Where(where.file, line_of(raw, k, where.line))  # noqa: E731
+    if "lr_policy" not in raw:
+        problems.append(Problem(where, "solver", "missing 'lr_policy' (e.g. lr_policy: {type: fixed, base_lr: 0.01})"))
+        lr = None
+    else:
+        lr = parse_policy(registry.lr_policies, raw["lr_policy"], here("lr_policy"), "solver -> lr_policy",
+                          problems, "base_lr")
+    mom = MomFixed(0.0)
+    if "mom_policy" in raw:
+        mom = parse_policy(registry.mom_policies, raw["mom_policy"], here("mom_policy"), "solver -> mom_policy",
+                           problems, "value")
+        if sp is not None and not registry.solvers.get(sp.method).uses_momentum:
+            problems.append(Problem(here("mom_policy"), "solver -> mom_policy",
+                                    f"method {sp.method} uses no momentum; mom_policy applies to sgd and nesterov"))
+    if sp is None or len(problems) > n_before:
+        return None
+    sp.lr_policy, sp.mom_policy = lr, mom
+    return sp.fill()
+
+
+# ---------------------------------------------------------------------------------------------- solver
+class Solver:
+    """Trains ``spec``'s train net; ``solve()`` = ``init_solve()``, ``onestep_solve()`` × N, ``finalize_solve()``.
+
+    ``out_dir`` (default ``snapshots/<net name>``) receives ``snapshot-<iter>.h5``, ``statistics.h5`` and the
+    filled-in ``spec.yaml``.  ``resume`` is a snapshot path or ``"latest"``; ``weights`` loads parameters
+    only (fine-tuning)."""
+
+    def __init__(self, spec, *, out_dir: str | None = None, nets=None, resume: str | None = None,
+                 weights: str | None = None, log=print, dtype=np.float32):
+        if spec.solver is None:
+            raise SpecError([Problem(Where(spec.path), "solver", "the config has no 'solver:' block; add one "
+                                     "(method, max_iter, lr_policy) to train")])
+        from .net import build_nets
+        self.spec, self.sp, self.log = spec, spec.solver, log
+        self.train_net, self.test_net = nets if nets is not None else build_nets(spec, dtype=dtype)
+        self.method = registry.solvers.get(self.sp.method)()
+        self.lr_policy, self.mom_policy = copy.deepcopy(self.sp.lr_policy), copy.deepcopy(self.sp.mom_policy)
+        self.coffee_breaks = copy.deepcopy(spec.coffee_breaks)
+        self.out_dir = out_dir or os.path.join("snapshots", spec.name)
+        self.be = self.train_net.ctx.backend
+        self.history = {p.key: [np.zeros_like(p.data) for _ in self.method.slots] for p in self.train_net.params}
+        self._flat = [(p.data.reshape(-1), p.diff.reshape(-1), [h.reshape(-1) for h in self.history[p.key]],
+                       p.lr_mult, p.decay_mult) for p in self.train_net.params]
+        self.iteration = self.start_iteration = 0
+        self.loss = self.loss_ema = math.nan
+        self.resumed = False
+        self.interrupted = False
+        self.last_snapshot: tuple[int, str] | None = None
+        self.lounge = Lounge(None)
+        self.on_step = None
+        if resume is not None:
+            snap = snap_io.latest(self.out_dir, warn=log) if resume == "latest" else snap_io.load(resume)
+            self.restore(snap)
+            log(f"resuming from {snap.path} (iteration {snap.iteration})")
+        elif weights is not None:
+            snap_io.load_params(self.train_net.params, snap_io.load(weights), strict=False, warn=log)
+            log(f"initialized parameters from {weights}")
+
+    # -------------------------------------------------------------------------------------- policies
+    def lr_at(self, it: int) -> float:
+        return self.lr_policy.at(it)
+
+    def mom_at(self, it: int) -> float:
+        return self.mom_policy.at(it)
+
+    def on_validation(self, stats: dict):
+        self.lr_policy.on_validation(stats)
+        self.mom_policy.on_validation(stats)
+
+    # ------------------------------------------------------------------------------------------ loop
+    def solve(self):
+        self.init_solve()
+        try:
+            while self.iteration < self.sp.max_iter and not self.interrupted:
+                self.onestep_solve()
+        finally:
+            self.finalize_solve()
+        return self
+
+    def init_solve(self):
+        nbytes = sum(p.data.nbytes * (1 + len(self.method.slots)) for p in self.train_net.params) + (1 << 20)
+        snap_io.check_writable(self.out_dir, nbytes)
+        self.lounge = Lounge(os.path.join(self.out_dir, "statistics.h5"), merge=self.resumed)
+        with open(os.path.join(self.out_dir, "spec.yaml"), "w") as fh:
+            yaml.safe_dump(self.spec.to_plain(), fh, sort_keys=False)
+        for cb in self.coffee_breaks:
+            cb.init(self)
+        if not self.resumed:
+            self._coffee(epoch_started=self.train_net.epoch)
+        self._old_handler = None
+        if threading.current_thread() is threading.main_thread():
+            self._old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def onestep_solve(self):
+        net, it = self.train_net, self.iteration
+        epoch = net.epoch
+        loss = net.forward()
+        if not math.isfinite(loss):
+            self._nonfinite(loss)
+        net.backward()
+        lr, mom = self.lr_at(it), self.mom_at(it)
+        lam, l1 = self.sp.regu_coef, self.sp.regularization == "L1"
+        for w, g, h, lr_mult, decay_mult in self._flat:
+            self.method.update(self.be, w, g, h, lr * lr_mult, mom, lam * decay_mult, l1, it, self.sp)
+        self.iteration = it + 1
+        self.loss = loss
+        a = self.sp.loss_smoothing
+        self.loss_ema = loss if math.isnan(self.loss_ema) else a * self.loss_ema + (1 - a) * loss
+        self._coffee(epoch_started=net.epoch if net.epoch != epoch else None)
+        if self.on_step is not None:
+            self.on_step(self)
+
+    def finalize_solve(self):
+        if self._old_handler is not None:
+            signal.signal(signal.SIGINT, self._old_handler)
+            self._old_handler = None
+        try:
+            if self.last_snapshot is None or self.last_snapshot[0] != self.iteration:
+                path = self.snapshot()
+                if self.interrupted:
+                    self.log(f"interrupted at iteration {self.iteration}: snapshot {path}; continue with --resume")
+                else:
+                    self.log(f"finished at iteration {self.iteration}: snapshot {path}")
+            self.lounge.save()
+        finally:
+            for cb in self.coffee_breaks:
+                cb.destroy(self)
+
+    def _coffee(self, epoch_started):
+        for cb in self.coffee_breaks:
+            if cb.due(self.iteration, epoch_started):
+                cb.enjoy(self)
+        self.lounge.save()
+
+    def _on_sigint(self, signum, frame):
+        if self.interrupted:
+            raise KeyboardInterrupt
+        self.interrupted = True
+        self.log("interrupt: finishing this iteration, then a snapshot (Ctrl-C again to abort at once)")
+
+    def _nonfinite(self, loss):
+        culprit = self.train_net.first_nonfinite()
+        bad_params = [p.key for p in self.train_net.params if not np.isfinite(p.data).all()]
+        path = self.snapshot()
+        what = (f"layer '{culprit[0]}' is the first to produce a non-finite value (in '{culprit[1]}')"
+                if culprit else "no layer output is non-finite")
+        extra = (f"; parameters already non-finite: {', '.join(bad_params[:3])}" if bad_params else "")
+        raise TrainingError(f"loss is {loss} at iteration {self.iteration}: {what}{extra}. Training stopped; "
+                            f"state saved to {path}. Lower the learning rate (solver -> lr_policy -> base_lr) "
+                            "or check the input data")
+
+    # ------------------------------------------------------------------------------------- snapshots
+    def state_tree(self) -> dict:
+        nets = {"train": self.train_net, "test": self.test_net}
+        params = {}
+        for p in self.train_net.params:
+            params.setdefault(p.layer, {})[p.name] = p.data
+        history = {}
+        for p in self.train_net.params:
+            history.setdefault(p.layer, {})[p.name] = {s: h for s, h in zip(self.method.slots, self.history[p.key])}
+        return {
+            "iteration": self.iteration,
+            "spec": yaml.safe_dump(self.spec.to_plain(), sort_keys=False),
+            "params": params,
+            "solver": {"method": self.sp.method, "iteration": self.iteration, "loss": self.loss,
+                       "loss_ema": self.loss_ema, "history": history,
+                       "lr_policy": self.lr_policy.state(), "mom_policy": self.mom_policy.state()},
+            "rng": {ph: json.dumps(n.ctx.rng.bit_generator.state) for ph, n in nets.items() if n is not None},
+            "data": {ph: {layer.name: layer.state() for layer in n.data_layers} for ph, n in nets.items() if n is not None},
+            "coffee": {str(i): cb.state() for i, cb in enumerate(self.coffee_breaks)},
+        }
+
+    def snapshot(self) -> str:
+        path = snap_io.save(snap_io.snapshot_path(self.out_dir, self.iteration), self.state_tree())
+        self.last_snapshot = (self.iteration, path)
+        return path
+
+    def restore(self, snap):
+        tree = snap.tree
+        sol = tree.get("solver", {})
+        if sol.get("method") != self.sp.method:
+            raise SnapshotError(f"{snap.path}: written by solver method {sol.get('method')}, but the config says "
+                                f"{self.sp.method}; use --weights to start a new solver from its parameters")
+        snap_io.load_params(self.train_net.params, snap, strict=True)
+        hist = sol.get("history", {})
+        for p in self.train_net.params:
+            stored = hist.get(p.layer, {}).get(p.name, {})
+            for slot, h in zip(self.method.slots, self.history[p.key]):
+                if slot not in stored or stored[slot].shape != h.shape:
+                    raise SnapshotError(f"{snap.path}: solver history '{slot}' of '{p.key}' is missing or has "
+                                        "the wrong shape")
+                h[...] = stored[slot]
+        self.iteration = self.start_iteration = int(sol["iteration"])
+        self.loss, self.loss_ema = float(sol.get("loss", math.nan)), float(sol.get("loss_ema", math.nan))
+        self.lr_policy.set_state(sol.get("lr_policy", {}))
+        self.mom_policy.set_state(sol.get("mom_policy", {}))
+        for phase, net in (("train", self.train_net), ("test", self.test_net)):
+            if net is None:
+                continue
+            if phase in tree.get("rng", {}):
+                net.ctx.rng.bit_generator.state = json.loads(tree["rng"][phase])
+            for layer in net.data_layers:
+                state = tree.get("data", {}).get(phase, {}).get(layer.name)
+                if state is not None:
+                    layer.set_state(state)
+        for i, cb in enumerate(self.coffee_breaks):
+            cb.set_state(tree.get("coffee", {}).get(str(i), {}))
+        self.resumed = True

@@ -1,0 +1,64 @@
+"""The training commands as a user meets them: train, Ctrl-C-free resume, test, and clear failures."""
+import os
+
+import pytest
+from click.testing import CliRunner
+from trainkit import small_spec
+
+from netspec.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_train_resume_and_test(tmp_path):
+    path, _ = small_spec(tmp_path / "d", max_iter=10)
+    out = tmp_path / "run"
+    res = run("train", path, "--out", out, "--set", "solver.max_iter=5")
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].startswith("iter       0  lr 0.05  momentum 0.9")
+    assert any(ln.startswith("validation at iter 0: loss/loss = ") and "  acc/accuracy = " in ln
+               and ln.endswith("(50 examples)") for ln in lines)
+    assert lines[-1] == f"finished at iteration 5: snapshot {out}/snapshot-5.h5"
+    res = run("train", path, "--out", out, "--resume")
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[0] == f"resuming from {out}/snapshot-5.h5 (iteration 5)"
+    assert "iter      10  loss " in res.output
+    res = run("test", path, "--weights", out / "snapshot-10.h5")
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[0] == f"{out}/snapshot-10.h5: 50 examples"
+    assert res.output.splitlines()[1].startswith("  loss/loss = ")
+    assert res.output.splitlines()[2].startswith("  acc/accuracy = ")
+    assert os.path.exists(out / "spec.yaml") and os.path.exists(out / "statistics.h5")
+
+
+def test_train_failures_are_one_line(tmp_path):
+    path, _ = small_spec(tmp_path / "d", max_iter=10)
+    res = run("train", path, "--out", tmp_path / "empty", "--resume")
+    assert res.exit_code == 1 and res.output.strip() == f"error: {tmp_path}/empty: no snapshot-<iter>.h5 to resume from"
+    res = run("train", path, "--out", tmp_path / "x", "--set", "solver.lr_policy=1.0e+6", "--set", "solver.max_iter=40")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert res.output.strip().splitlines()[-1].startswith("error: loss is nan at iteration ")
+    res = run("train", path, "--set", "solver.max_itr=3")
+    assert res.exit_code == 1
+    assert res.output.strip() == "error: --set solver.max_itr=3: solver -> max_itr: unknown parameter (did you mean 'max_iter'?)"
+    res = run("train", path, "--set", "layers.conv2.n_filter=3")
+    assert res.output.strip() == "error: --set layers.conv2.n_filter=3: no item 'conv2' in 'layers' (did you mean 'conv'?)"
+    res = run("test", path, "--weights", tmp_path / "nope.h5")
+    assert res.exit_code == 1 and res.output.strip() == f"error: {tmp_path}/nope.h5: no such snapshot"
+    (tmp_path / "nosolver.yaml").write_text("layers:\n  - {name: d, type: MemoryData, batch_size: 1, tops: [x], data: {x: [[1]]}}\n")
+    res = run("train", tmp_path / "nosolver.yaml")
+    assert res.exit_code == 1
+    assert res.output.strip() == (f"error: {tmp_path}/nosolver.yaml: solver: the config has no 'solver:' block; add one "
+                                  "(method, max_iter, lr_policy) to train")
+
+
+def test_overrides_are_validated_like_the_file(tmp_path):
+    path, _ = small_spec(tmp_path / "d", max_iter=10)
+    res = run("show", path, "--set", "layers.conv.n_filter=0")
+    assert res.exit_code == 1
+    assert res.output.strip() == "error: --set layers.conv.n_filter=0: layers -> conv -> n_filter: must be at least 1, got 0"
+    res = run("show", path, "--set", "layers.conv.n_filter=6", "--set", "layers.train-data.batch_size=4")
+    assert res.exit_code == 0 and "conv 4×6×4×4" in res.output
