@@ -78,12 +78,12 @@ class Progress:
             return
         now = time.perf_counter()
         if self.start is None:
-            self.start, self.t0 = solver.iteration - 1, now
+            self.start, self.t0 = solver.iteration, now
+            return
         if now - self.last < 0.25 and solver.iteration < self.total:
             return
         self.last = now
-        done = solver.iteration - self.start
-        rate = done / max(now - self.t0, 1e-9)
+        rate = (solver.iteration - self.start) / max(now - self.t0, 1e-9)
         eta = (self.total - solver.iteration) / rate if rate > 0 else 0
         frac = solver.iteration / max(self.total, 1)
         bar = "#" * int(30 * frac)

@@ -9,7 +9,6 @@ lounge (``solver.lounge.record(key, iteration, value)``).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from . import registry
@@ -61,14 +60,14 @@ class TrainingSummary(Schedule, CoffeeBreak):
     as ``train/loss``, ``train/loss_smoothed``, ``train/lr``, ``train/momentum``."""
 
     def init(self, solver):
-        self._t, self._it = time.perf_counter(), solver.iteration
+        self._t, self._it = solver.train_seconds, solver.iteration
 
     def enjoy(self, solver):
         it = solver.iteration
         lr, mom = solver.lr_at(it), solver.mom_at(it)
-        now = time.perf_counter()
-        speed = (it - self._it) * solver.train_net.batch_size / max(now - self._t, 1e-9)
-        self._t, self._it = now, it
+        spent = solver.train_seconds - self._t
+        speed = (it - self._it) * solver.train_net.batch_size / spent if spent > 0 else 0.0
+        self._t, self._it = solver.train_seconds, it
         rec = solver.lounge.record
         rec("train/lr", it, lr)
         rec("train/momentum", it, mom)

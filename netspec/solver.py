@@ -23,6 +23,7 @@ import math
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -191,6 +192,7 @@ class Solver:
                        p.lr_mult, p.decay_mult) for p in self.train_net.params]
         self.iteration = self.start_iteration = 0
         self.loss = self.loss_ema = math.nan
+        self.train_seconds = 0.0       # time spent in training steps only (not in coffee breaks)
         self.resumed = False
         self.interrupted = False
         self.last_snapshot: tuple[int, str] | None = None
@@ -242,6 +244,7 @@ class Solver:
     def onestep_solve(self):
         net, it = self.train_net, self.iteration
         epoch = net.epoch
+        t0 = time.perf_counter()
         loss = net.forward()
         if not math.isfinite(loss):
             self._nonfinite(loss)
@@ -251,6 +254,7 @@ class Solver:
         for w, g, h, lr_mult, decay_mult in self._flat:
             self.method.update(self.be, w, g, h, lr * lr_mult, mom, lam * decay_mult, l1, it, self.sp)
         self.iteration = it + 1
+        self.train_seconds += time.perf_counter() - t0
         self.loss = loss
         a = self.sp.loss_smoothing
         self.loss_ema = loss if math.isnan(self.loss_ema) else a * self.loss_ema + (1 - a) * loss
