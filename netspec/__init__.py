@@ -10,11 +10,12 @@ The Python API mirrors the command line::
 """
 __version__ = "0.1.0"
 
-from .api import Net, NetSpec, Solver, build_nets, evaluate, load_spec, parse_spec, train  # noqa: E402
+from .api import (Net, NetSpec, Solver, build_nets, evaluate, load_spec, parse_spec,  # noqa: E402
+                  read_statistics, train)
 from .errors import (DataError, NetspecError, ShapeError, SnapshotError, SpecError,  # noqa: E402
                      TrainingError)
 from .testing import check_gradient  # noqa: E402
 
-__all__ = ["Net", "NetSpec", "Solver", "build_nets", "evaluate", "load_spec", "parse_spec", "train",
+__all__ = ["Net", "NetSpec", "Solver", "build_nets", "evaluate", "load_spec", "parse_spec", "read_statistics", "train",
            "check_gradient", "NetspecError", "SpecError", "ShapeError", "DataError", "SnapshotError",
            "TrainingError"]

@@ -11,6 +11,7 @@ import numpy as np
 
 from .coffee import evaluate_net
 from .errors import Problem, SpecError, Where
+from .lounge import read_statistics
 from .net import Net, build_nets
 from .snapshot import load as load_snapshot
 from .snapshot import load_params
@@ -51,4 +52,4 @@ def evaluate(config, weights: str, *, overrides=(), phase: str = "test") -> tupl
             return evaluate_net(net)
 
 
-__all__ = ["Net", "NetSpec", "Solver", "build_nets", "evaluate", "load_spec", "parse_spec", "train"]
+__all__ = ["Net", "NetSpec", "Solver", "build_nets", "evaluate", "load_spec", "parse_spec", "read_statistics", "train"]

@@ -53,6 +53,39 @@ def show(config, phase, overrides):
         click.echo(layer_table(net))
 
 
+# ----------------------------------------------------------------------------------------------- layers
+@main.command()
+@click.argument("layer_type", required=False)
+@friendly
+def layers(layer_type):
+    """List the layer types, or the parameters of LAYER_TYPE (name, default, meaning)."""
+    from . import registry
+    from .fields import Invalid, describe
+    from .layers.base import bottom_count, top_count
+    from .spec import load_spec  # noqa: F401  (registers every layer type)
+
+    if layer_type is None:
+        for name, cls in registry.layers.items():
+            doc = " ".join((cls.__doc__ or "").split())
+            first = doc.split(". ")[0].split("; ")[0].rstrip(".")
+            click.echo(f"{name:<14} {first}")
+        return
+    try:
+        cls = registry.layers.get(layer_type)
+    except Invalid as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"{cls.type_name}: {bottom_count(cls)}, {top_count(cls)}")
+    doc = (cls.__doc__ or "").strip()
+    if doc:
+        click.echo(doc)
+    rows = describe(cls.Params)
+    if rows:
+        width = max(len(r[0]) for r in rows)
+        click.echo("")
+        for name, default, doc in rows:
+            click.echo(f"  {name:<{width}}  {default:<22} {doc}")
+
+
 # ------------------------------------------------------------------------------------------------ train
 class Progress:
     """A one-line progress bar on an interactive terminal (stderr); nothing when output is piped, where

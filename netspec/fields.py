@@ -227,10 +227,21 @@ def describe(cls) -> list[tuple[str, str, str]]:
     out = []
     for f in fields_of(cls):
         if f.default is not REQUIRED:
-            default = repr(f.default)
+            default = _yamlish(f.default)
         elif f.default_factory is not REQUIRED:
-            default = repr(f.default_factory())
+            default = _yamlish(f.default_factory())
         else:
             default = "required"
         out.append((f.name, default, f.metadata.get("doc", "")))
-    return out
+    return sorted(out, key=lambda r: r[1] != "required")
+
+
+def _yamlish(v) -> str:
+    if hasattr(v, "short"):
+        return v.short()
+    v = to_plain(v)
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return str(v).lower()
+    return str(v)

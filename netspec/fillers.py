@@ -40,6 +40,9 @@ class Filler:
     gain: float = 1.0
     values: object = None
 
+    def short(self) -> str:
+        return f"{self.value:g}" if self.type == "constant" else self.type
+
     def to_plain(self):
         keys = KINDS[self.type]
         out = {"type": self.type}

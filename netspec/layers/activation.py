@@ -71,16 +71,19 @@ class _Elementwise(Layer):
 
 @registry.layers.register("ReLU")
 class ReLULayer(_Elementwise):
+    """y = max(x, 0); may run in place."""
     neuron_type = ReLUNeuron
 
 
 @registry.layers.register("Sigmoid")
 class SigmoidLayer(_Elementwise):
+    """y = 1 / (1 + e^−x); may run in place."""
     neuron_type = SigmoidNeuron
 
 
 @registry.layers.register("Tanh")
 class TanhLayer(_Elementwise):
+    """y = tanh(x); may run in place."""
     neuron_type = TanhNeuron
 
 

@@ -47,6 +47,7 @@ class ReshapeParams:
 
 @registry.layers.register("Reshape")
 class ReshapeLayer(FlattenLayer):
+    """Same values, new shape (Caffe's rules: 0 keeps an axis, −1 is inferred)."""
     Params = ReshapeParams
 
     def setup(self, bottoms):
