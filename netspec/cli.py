@@ -62,7 +62,7 @@ def layers(layer_type):
     from . import registry
     from .fields import Invalid, describe
     from .layers.base import bottom_count, top_count
-    from .spec import load_spec  # noqa: F401  (registers every layer type)
+    from . import layers as _registered  # noqa: F401  (registers every layer type)
 
     if layer_type is None:
         for name, cls in registry.layers.items():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from . import registry
 from .errors import Problem, Where
-from .fields import build, fields_plain, integer, optional, param
+from .fields import Invalid, build, fields_plain, integer, optional, param
 from .yamlio import line_of
 
 
@@ -147,7 +147,7 @@ def parse_coffee_breaks(raw, where: Where, problems: list) -> list:
             continue
         try:
             cls = registry.coffee_breaks.get(item["type"])
-        except Exception as exc:
+        except Invalid as exc:
             problems.append(Problem(Where(here.file, line_of(item, "type", here.line)), f"{path} -> type", str(exc)))
             continue
         cb = build(cls, item, here, f"coffee_breaks -> {cls.type_name}", problems, skip=("type",))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from . import registry
 from .errors import Problem, Where
-from .fields import build, fields_plain, integer, int_list, number, param, string
+from .fields import Invalid, boolean, build, fields_plain, integer, int_list, number, param, string
 from .yamlio import line_of
 
 
@@ -131,7 +131,7 @@ class LRDecayOnValidation(Policy):
     base_lr: float = param(number(lo=0), doc="initial learning rate")
     key: str = param(string(), doc="validation statistic to watch, e.g. accuracy/accuracy")
     decay_ratio: float = param(number(lo=0, hi=1), 0.5, "factor applied when the statistic gets no better")
-    higher_better: bool = param(lambda v: _bool(v), True, "true for accuracy, false for a loss")
+    higher_better: bool = param(boolean(), True, "true for accuracy, false for a loss")
 
     def __post_init__(self):
         self.lr, self.best = self.base_lr, None
@@ -154,13 +154,6 @@ class LRDecayOnValidation(Policy):
     def set_state(self, state):
         self.lr = float(state["lr"])
         self.best = None if math.isnan(float(state["best"])) else float(state["best"])
-
-
-def _bool(v):
-    if not isinstance(v, bool):
-        from .fields import Invalid
-        raise Invalid(f"expected true or false, got {v!r}")
-    return v
 
 
 # ------------------------------------------------------------------------------------- momentum policies
@@ -245,7 +238,7 @@ def parse_policy(kind_registry, raw, where: Where, path: str, problems: list, ba
         return None
     try:
         cls = kind_registry.get(raw["type"])
-    except Exception as exc:  # Invalid
+    except Invalid as exc:
         problems.append(Problem(Where(where.file, line_of(raw, "type", where.line)), f"{path} -> type", str(exc)))
         return None
     if cls is Staged:
@@ -272,7 +265,7 @@ def _parse_staged(kind_registry, raw, where, path, problems, bare_field):
             continue
         try:
             until = integer(lo=1)(st["until"])
-        except Exception as exc:
+        except Invalid as exc:
             problems.append(Problem(here, f"{sp} -> until", str(exc)))
             continue
         if until <= last:

@@ -1,6 +1,8 @@
 """Text reports of a built net (``netspec show``)."""
 from __future__ import annotations
 
+import numpy as np
+
 from .layers.base import fmt_shape
 
 
@@ -36,7 +38,7 @@ def layer_table(net) -> str:
     n_params = net.param_count()
     data = sum(b.data.nbytes for b in _unique(net, "data"))
     diff = sum(b.diff.nbytes for b in _unique(net, "diff"))
-    itemsize = net.ctx.dtype().itemsize if callable(net.ctx.dtype) else 4
+    itemsize = np.dtype(net.ctx.dtype).itemsize
     lines.append("")
     lines.append(f"total parameters: {n_params:,} ({_mib(n_params * itemsize)})")
     lines.append(f"blob memory: {_mib(data)} data + {_mib(diff)} gradients = {_mib(data + diff)}")

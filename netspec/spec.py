@@ -22,7 +22,8 @@ from . import layers as _layers  # noqa: F401  (registers the layer types)
 from . import registry
 from .errors import Problem, SpecError, Where
 from .fields import Invalid, build, did_you_mean, integer, string, to_plain
-from .yamlio import LDict, LList, line_of, load_yaml
+from .layers.base import count_phrase
+from .yamlio import line_of, load_yaml
 
 COMMON_KEYS = ("name", "type", "bottoms", "tops", "phase")
 TOP_LEVEL = ("name", "seed", "layers", "solver", "coffee_breaks")
@@ -201,7 +202,7 @@ def _parse_layers(items, filename, top, problems) -> list[LayerSpec]:
             if cls.n_bottoms[0] > 0:
                 if prev_top is None:
                     problems.append(Problem(where, path, f"no 'bottoms:' and no earlier layer to read from; "
-                                                         f"{ltype} takes {_count(cls.n_bottoms, 'bottom')}"))
+                                                         f"{ltype} takes {count_phrase(cls.n_bottoms, 'bottom')}"))
                 else:
                     bottoms = [prev_top]
                     inferred.append("bottoms")
@@ -231,22 +232,13 @@ def _names(item, key, path, filename, where, problems):
     return list(v)
 
 
-def _count(bounds, word) -> str:
-    lo, hi = bounds
-    if hi == lo:
-        return f"exactly {lo} {word}{'' if lo == 1 else 's'}"
-    if hi is None:
-        return f"at least {lo} {word}{'' if lo == 1 else 's'}"
-    return f"{lo} to {hi} {word}s"
-
-
 def _check_count(bounds, names, word, ltype, path, where, problems):
     lo, hi = bounds
     n = len(names)
     if n < lo or (hi is not None and n > hi):
         problems.append(Problem(where, f"{path} -> {word}s",
-                                f"{ltype} takes {_count(bounds, word)}, got {n}"
+                                f"{ltype} takes {count_phrase(bounds, word)}, got {n}"
                                 + (f" ({', '.join(names)})" if names else "")))
 
 
-__all__ = ["LayerSpec", "NetSpec", "load_spec", "parse_spec", "LDict", "LList"]
+__all__ = ["LayerSpec", "NetSpec", "load_spec", "parse_spec"]

@@ -1,7 +1,6 @@
 """The training commands as a user meets them: train, Ctrl-C-free resume, test, and clear failures."""
 import os
 
-import pytest
 from click.testing import CliRunner
 from trainkit import small_spec
 

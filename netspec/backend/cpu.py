@@ -294,27 +294,16 @@ def first_bad_label(label, n_class):
 
 @njit(cache=True)
 def softmax_loss_forward(x, label, prob, losses):
-    """Softmax over axis 1 of (N, C, S) into ``prob``; ``losses[n, s] = −log prob[n, label, s]``.
+    """:func:`softmax_forward` into ``prob``, then ``losses[n, s] = −log prob[n, label, s]``.
 
     The probability is clamped below at the smallest normal float (Caffe's FLT_MIN), so a confident wrong
     answer gives a large finite loss rather than inf; NaN inputs still give NaN.
     """
-    n_img, n_c, n_s = x.shape
+    softmax_forward(x, prob)
     tiny = np.finfo(x.dtype).tiny
-    for n in range(n_img):
-        for s in range(n_s):
-            m = x[n, 0, s]
-            for c in range(1, n_c):
-                m = max(m, x[n, c, s])
-            tot = 0.0
-            for c in range(n_c):
-                e = np.exp(x[n, c, s] - m)
-                prob[n, c, s] = e
-                tot += e
-            for c in range(n_c):
-                prob[n, c, s] /= tot
-            p = prob[n, int(label[n, s]), s]
-            losses[n, s] = -np.log(max(p, tiny))
+    for n in range(x.shape[0]):
+        for s in range(x.shape[2]):
+            losses[n, s] = -np.log(max(prob[n, int(label[n, s]), s], tiny))
 
 
 @njit(cache=True, parallel=True)

@@ -10,9 +10,6 @@ import hashlib
 import os
 
 import h5py
-import numpy as np
-
-from ..errors import DataError
 
 
 def md5sum(path: str, chunk: int = 1 << 20) -> str:
@@ -48,10 +45,3 @@ def write_shards(out_dir: str, split: str, arrays: dict, shard_rows: int = 10000
         fh.write("".join(x + "\n" for x in names))
     os.replace(listing + ".tmp", listing)
     return listing
-
-
-def check_rows(arrays: dict, where: str):
-    lengths = {k: len(v) for k, v in arrays.items()}
-    if len(set(lengths.values())) != 1:
-        raise DataError(f"{where}: arrays have different numbers of rows: {lengths}")
-    return np

@@ -192,16 +192,16 @@ def neuron_param():
 
 
 def bottom_count(layer_cls) -> str:
-    lo, hi = layer_cls.n_bottoms
-    return _count(lo, hi, "bottom")
+    return count_phrase(layer_cls.n_bottoms, "bottom")
 
 
 def top_count(layer_cls) -> str:
-    lo, hi = layer_cls.n_tops
-    return _count(lo, hi, "top")
+    return count_phrase(layer_cls.n_tops, "top")
 
 
-def _count(lo, hi, word) -> str:
+def count_phrase(bounds, word) -> str:
+    """'exactly 2 bottoms', 'at least 1 top', '0 to 1 tops' for (min, max) bounds."""
+    lo, hi = bounds
     if hi == lo:
         return f"exactly {lo} {word}{'s' if lo != 1 else ''}"
     if hi is None:

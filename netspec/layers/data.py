@@ -106,13 +106,9 @@ class _Source(Layer):
         return [(self.p.batch_size,) + tuple(s) for s in self.row_shapes]
 
 
-def _path_field(v):
-    return string()(v)
-
-
 @dataclass
 class HDF5DataParams:
-    source: str = param(_path_field, doc="list file naming one HDF5 file per line (Caffe/Mocha 'source')")
+    source: str = param(string(), doc="list file naming one HDF5 file per line (Caffe/Mocha 'source')")
     batch_size: int = param(integer(lo=1), doc="rows per batch")
     shuffle: bool = param(boolean(), False, "visit the data in a new random order every epoch")
     chunk_rows: int = param(integer(lo=1), 16384, "rows read from disk at a time (memory bound of the layer)")
