@@ -6,6 +6,7 @@ never a traceback.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import time
 
@@ -24,6 +25,9 @@ def friendly(fn):
             for line in str(exc).splitlines() or [type(exc).__name__]:
                 click.echo(f"error: {line}", err=True)
             sys.exit(1)
+        except BrokenPipeError:            # output piped into e.g. `head`, which stopped reading
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except (OSError, MemoryError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
