@@ -29,7 +29,7 @@ def train(config, *, overrides=(), out_dir=None, resume=None, weights=None, log=
     solver = Solver(spec, out_dir=out_dir, resume=resume, weights=weights, log=log)
     solver.on_step = on_step
     try:
-        # overflow is reported by the solver's own non-finite check, naming the layer, not as a numpy warning
+        # overflow shows up as a non-finite loss, which the solver reports naming the layer
         with solver.be.compute_threads(), np.errstate(over="ignore", invalid="ignore"):
             solver.solve()
     finally:

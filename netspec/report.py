@@ -15,8 +15,8 @@ def layer_table(net) -> str:
     rows = [("layer", "type", "bottoms -> tops", "params")]
     for layer in net.layers:
         ls = layer.spec
-        bots = ", ".join(f"{b.name} {fmt_shape(b.shape)}" for b in layer.bottoms)
-        tops = ", ".join(f"{t.name} {fmt_shape(t.shape)}" for t in layer.tops)
+        bots = ", ".join(f"{net.blobs[b].name} {fmt_shape(net.blobs[b].shape)}" for b in ls.bottoms)
+        tops = ", ".join(f"{net.blobs[t].name} {fmt_shape(net.blobs[t].shape)}" for t in ls.tops)
         wiring = f"{bots or '(source)'} -> {tops or '(none)'}"
         marks = []
         if "auto" in ls.inferred:

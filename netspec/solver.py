@@ -317,7 +317,8 @@ class Solver:
             "solver": {"method": self.sp.method, "iteration": self.iteration, "loss": self.loss,
                        "loss_ema": self.loss_ema, "history": history,
                        "lr_policy": self.lr_policy.state(), "mom_policy": self.mom_policy.state()},
-            "rng": {ph: json.dumps(n.ctx.rng.bit_generator.state) for ph, n in nets.items() if n is not None},
+            "rng": {ph: {str(k): json.dumps(r.bit_generator.state) for k, r in enumerate(n.rngs)}
+                    for ph, n in nets.items() if n is not None},
             "data": {ph: {layer.name: layer.state() for layer in n.data_layers} for ph, n in nets.items() if n is not None},
             "coffee": {str(i): cb.state() for i, cb in enumerate(self.coffee_breaks)},
         }
@@ -349,8 +350,12 @@ class Solver:
         for phase, net in (("train", self.train_net), ("test", self.test_net)):
             if net is None:
                 continue
-            if phase in tree.get("rng", {}):
-                net.ctx.rng.bit_generator.state = json.loads(tree["rng"][phase])
+            stored = tree.get("rng", {}).get(phase, {})
+            if len(stored) != len(net.rngs):
+                raise SnapshotError(f"{snap.path}: written by a net run as {len(stored)} shard(s), this one runs "
+                                    f"{len(net.rngs)}; set NETSPEC_THREADS={len(stored)} to resume exactly")
+            for k, r in enumerate(net.rngs):
+                r.bit_generator.state = json.loads(stored[str(k)])
             for layer in net.data_layers:
                 state = tree.get("data", {}).get(phase, {}).get(layer.name)
                 if state is not None:

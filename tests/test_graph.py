@@ -96,7 +96,7 @@ def test_split_sums_gradients_of_all_readers():
 """)
     net = Net(s, dtype=np.float64)
     assert [ls.name for ls in (layer.spec for layer in net.layers)].count("h/split") == 1
-    assert net.layer("h/split").tops[0].data is net.blobs["h"].data   # no copy
+    assert np.shares_memory(net.layer("h/split").tops[0].data, net.blobs["h"].data)   # no copy
     net.forward()
     net.backward()
     w = net.layer("fc1").params[0]

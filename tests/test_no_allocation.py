@@ -7,7 +7,9 @@ from trainkit import small_spec
 from netspec.solver import Solver
 
 
-def test_training_steps_allocate_no_arrays(tmp_path):
+def test_training_steps_allocate_no_arrays(tmp_path, monkeypatch):
+    # one shard: the thread pool's futures (small Python objects) would blur the measure
+    monkeypatch.setenv("NETSPEC_THREADS", "1")
     _, spec = small_spec(tmp_path / "d", max_iter=1000, breaks=[])
     solver = Solver(spec, out_dir=str(tmp_path / "r"), log=lambda m: None)
     for _ in range(20):            # warm up: JIT, first chunk loads, every code path once

@@ -3,14 +3,16 @@
 Conventions for all kernels:
   * arrays are C-contiguous, N×C×H×W (Caffe's layout); float32 in nets, float64 in gradient checks;
   * a kernel writes into the ``out`` arrays it is given and allocates nothing;
-  * ``prange`` runs only over disjoint outputs (the batch), never accumulates into a shared slot;
+  * kernels are serial and release the GIL (``nogil``): a net runs its batch as shards, one thread each
+    (``netspec.net``), which on this 2-core machine beats fine-grained ``prange`` loops fighting BLAS's
+    threads (bench/README.md has the figures);
   * no ``fastmath``: it would let LLVM drop the NaN tests the loss layers rely on.
 The plain-numpy twin of each kernel lives in ``tests/test_kernels.py``.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
 def zeros(shape, dtype=np.float32) -> np.ndarray:
@@ -23,7 +25,7 @@ def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------ convolution
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, col):
     """Unfold ``x`` (N,C,H,W) into ``col`` (C·kh·kw, N·oh·ow); padded cells are 0.
 
@@ -32,7 +34,7 @@ def im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, col):
     """
     n_img, n_ch, h, w = x.shape
     p = oh * ow
-    for n in prange(n_img):
+    for n in range(n_img):
         base = n * p
         for c in range(n_ch):
             for i in range(kh):
@@ -53,12 +55,12 @@ def im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, col):
                                     col[r, q + xx] = 0.0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def col2im(col, kh, kw, sh, sw, ph, pw, oh, ow, dx):
     """The adjoint of :func:`im2col`: ``dx`` (N,C,H,W) = Σ of the ``col`` entries that read each cell."""
     n_img, n_ch, h, w = dx.shape
     p = oh * ow
-    for n in prange(n_img):
+    for n in range(n_img):
         base = n * p
         dx[n] = 0.0
         for c in range(n_ch):
@@ -76,11 +78,11 @@ def col2im(col, kh, kw, sh, sw, ph, pw, oh, ow, dx):
                                 dx[n, c, iy, ix] += col[r, q + xx]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def conv_scatter(tmp, bias, use_bias, relu, y):
     """``y[n, f, p] = tmp[f, n·P + p] + bias[f]`` (then max(·, 0) if ``relu``): GEMM output to N×F×P."""
     n_img, n_f, p = y.shape
-    for n in prange(n_img):
+    for n in range(n_img):
         for f in range(n_f):
             b = bias[f] if use_bias else 0.0
             for k in range(p):
@@ -90,12 +92,12 @@ def conv_scatter(tmp, bias, use_bias, relu, y):
                 y[n, f, k] = v
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def conv_gather(dy, y, relu, dyt):
     """``dyt[f, n·P + p] = dy[n, f, p]`` (times [y > 0] if ``relu``): the transpose of
     :func:`conv_scatter`, feeding the backward GEMMs, with the fused ReLU's derivative."""
     n_img, n_f, p = dy.shape
-    for n in prange(n_img):
+    for n in range(n_img):
         for f in range(n_f):
             for k in range(p):
                 g = dy[n, f, k]
@@ -105,12 +107,12 @@ def conv_gather(dy, y, relu, dyt):
 
 
 # ---------------------------------------------------------------------------------------------- pooling
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def maxpool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
     """Max pooling; padded cells act as −∞; ``argmax`` (int32) keeps the flat h·W + w of each max."""
     n_img, n_ch, h, w = x.shape
     oh, ow = y.shape[2], y.shape[3]
-    for n in prange(n_img):
+    for n in range(n_img):
         for c in range(n_ch):
             for oy in range(oh):
                 hs = oy * sh - ph
@@ -132,12 +134,12 @@ def maxpool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
                     argmax[n, c, oy, ox] = arg
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def maxpool_backward(dy, argmax, dx):
     """Route each ``dy`` to the input cell that won the max (``dx`` is overwritten)."""
     n_img, n_ch, oh, ow = dy.shape
     w = dx.shape[3]
-    for n in prange(n_img):
+    for n in range(n_img):
         dx[n] = 0.0
         for c in range(n_ch):
             for oy in range(oh):
@@ -147,12 +149,12 @@ def maxpool_backward(dy, argmax, dx):
                         dx[n, c, a // w, a % w] += dy[n, c, oy, ox]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def avepool_forward(x, kh, kw, sh, sw, ph, pw, y):
     """Average pooling (Caffe): divide by the window clipped to the *padded* input, sum over the image."""
     n_img, n_ch, h, w = x.shape
     oh, ow = y.shape[2], y.shape[3]
-    for n in prange(n_img):
+    for n in range(n_img):
         for c in range(n_ch):
             for oy in range(oh):
                 hs = oy * sh - ph
@@ -168,12 +170,12 @@ def avepool_forward(x, kh, kw, sh, sw, ph, pw, y):
                     y[n, c, oy, ox] = acc / size
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def avepool_backward(dy, kh, kw, sh, sw, ph, pw, dx):
     """Adjoint of :func:`avepool_forward` (``dx`` is overwritten)."""
     n_img, n_ch, h, w = dx.shape
     oh, ow = dy.shape[2], dy.shape[3]
-    for n in prange(n_img):
+    for n in range(n_img):
         dx[n] = 0.0
         for c in range(n_ch):
             for oy in range(oh):
@@ -189,7 +191,7 @@ def avepool_backward(dy, kh, kw, sh, sw, ph, pw, dx):
 
 
 # ------------------------------------------------------------------------------- element-wise (flat views)
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def relu_forward(x, y):
     """y = max(x, 0); ``x`` and ``y`` may be the same array."""
     for i in range(x.size):
@@ -197,14 +199,14 @@ def relu_forward(x, y):
         y[i] = v if v > 0.0 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def relu_backward(y, dy, dx):
     """dx = dy · [y > 0] from the *output* y (so it works in place)."""
     for i in range(y.size):
         dx[i] = dy[i] if y[i] > 0.0 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sigmoid_forward(x, y):
     """y = 1 / (1 + e^−x), computed without overflow for large |x|."""
     for i in range(x.size):
@@ -216,45 +218,45 @@ def sigmoid_forward(x, y):
             y[i] = e / (1.0 + e)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sigmoid_backward(y, dy, dx):
     """dx = dy · y · (1 − y)."""
     for i in range(y.size):
         dx[i] = dy[i] * y[i] * (1.0 - y[i])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def tanh_forward(x, y):
     for i in range(x.size):
         y[i] = np.tanh(x[i])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def tanh_backward(y, dy, dx):
     """dx = dy · (1 − y²)."""
     for i in range(y.size):
         dx[i] = dy[i] * (1.0 - y[i] * y[i])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def dropout_forward(x, rand, ratio, scale, y):
     """y = x · scale where rand ≥ ratio, else 0 (inverted dropout: scale = 1 / (1 − ratio))."""
     for i in range(x.size):
         y[i] = x[i] * scale if rand[i] >= ratio else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def dropout_backward(rand, ratio, scale, dy, dx):
     for i in range(dy.size):
         dx[i] = dy[i] * scale if rand[i] >= ratio else 0.0
 
 
 # --------------------------------------------------------------------------------------- softmax family
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def softmax_forward(x, y):
     """Softmax over axis 1 of ``x`` viewed as (N, C, S): y[n, :, s] = exp(x − max) / Σ exp(x − max)."""
     n_img, n_c, n_s = x.shape
-    for n in prange(n_img):
+    for n in range(n_img):
         for s in range(n_s):
             m = x[n, 0, s]
             for c in range(1, n_c):
@@ -268,11 +270,11 @@ def softmax_forward(x, y):
                 y[n, c, s] /= tot
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def softmax_backward(y, dy, dx):
     """dx = y · (dy − Σ_c dy · y) over axis 1 of (N, C, S)."""
     n_img, n_c, n_s = y.shape
-    for n in prange(n_img):
+    for n in range(n_img):
         for s in range(n_s):
             dot = 0.0
             for c in range(n_c):
@@ -281,7 +283,7 @@ def softmax_backward(y, dy, dx):
                 dx[n, c, s] = y[n, c, s] * (dy[n, c, s] - dot)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def first_bad_label(label, n_class):
     """Flat index of the first label that is not an integer in [0, n_class), or −1."""
     flat = label.ravel()
@@ -292,7 +294,7 @@ def first_bad_label(label, n_class):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def softmax_loss_forward(x, label, prob, losses):
     """:func:`softmax_forward` into ``prob``, then ``losses[n, s] = −log prob[n, label, s]``.
 
@@ -306,18 +308,18 @@ def softmax_loss_forward(x, label, prob, losses):
             losses[n, s] = -np.log(max(prob[n, int(label[n, s]), s], tiny))
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def softmax_loss_backward(prob, label, scale, dx):
     """dx = scale · (prob − onehot(label)) — the fused gradient of softmax + log loss."""
     n_img, n_c, n_s = prob.shape
-    for n in prange(n_img):
+    for n in range(n_img):
         for s in range(n_s):
             for c in range(n_c):
                 dx[n, c, s] = prob[n, c, s] * scale
             dx[n, int(label[n, s]), s] -= scale
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def count_correct(x, label, n_rows):
     """How many of the first ``n_rows`` rows of (N, C, S) have argmax over C (first on ties) == label."""
     n_c, n_s = x.shape[1], x.shape[2]
@@ -337,7 +339,7 @@ def count_correct(x, label, n_rows):
 # All take flat views: w (weights), g (gradient); lr = learning rate · lr_mult; decay = λ · decay_mult;
 # l1 selects the regularizer.  Every method first forms  g' = g + decay · w   (L2, Caffe's: not 2λw)
 #                                                  or  g' = g + decay · sign(w)   (L1).
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _reg(w, g, i, decay, l1):
     if decay == 0.0:
         return g[i]
@@ -347,7 +349,7 @@ def _reg(w, g, i, decay, l1):
     return g[i] + decay * w[i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sgd_update(w, g, v, lr, mom, decay, l1):
     """SGD with momentum (Caffe): v ← mom·v + lr·g';  w ← w − v  (the history v includes the rate)."""
     for i in range(w.size):
@@ -355,7 +357,7 @@ def sgd_update(w, g, v, lr, mom, decay, l1):
         w[i] -= v[i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def nesterov_update(w, g, v, lr, mom, decay, l1):
     """Nesterov (Caffe): v' ← mom·v + lr·g';  w ← w − ((1 + mom)·v' − mom·v)."""
     for i in range(w.size):
@@ -364,7 +366,7 @@ def nesterov_update(w, g, v, lr, mom, decay, l1):
         w[i] -= (1.0 + mom) * v[i] - mom * old
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def adagrad_update(w, g, h, lr, eps, decay, l1):
     """AdaGrad (Caffe): h ← h + g'²;  w ← w − lr·g' / (√h + eps)."""
     for i in range(w.size):
@@ -373,7 +375,7 @@ def adagrad_update(w, g, h, lr, eps, decay, l1):
         w[i] -= lr * gi / (np.sqrt(h[i]) + eps)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def rmsprop_update(w, g, h, lr, rms_decay, eps, decay, l1):
     """RMSProp (Caffe): h ← rms_decay·h + (1 − rms_decay)·g'²;  w ← w − lr·g' / (√h + eps)."""
     for i in range(w.size):
@@ -382,7 +384,7 @@ def rmsprop_update(w, g, h, lr, rms_decay, eps, decay, l1):
         w[i] -= lr * gi / (np.sqrt(h[i]) + eps)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def adadelta_update(w, g, h, h2, lr, rho, eps, decay, l1):
     """AdaDelta (Caffe, Zeiler 2012): h ← ρ·h + (1 − ρ)·g'²;  u ← g'·√((h2 + eps) / (h + eps));
     h2 ← ρ·h2 + (1 − ρ)·u²;  w ← w − lr·u."""
@@ -394,7 +396,7 @@ def adadelta_update(w, g, h, h2, lr, rho, eps, decay, l1):
         w[i] -= lr * u
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def adam_update(w, g, m, v, lr, beta1, beta2, eps, t, decay, l1):
     """Adam (Caffe): m ← β1·m + (1 − β1)·g';  v ← β2·v + (1 − β2)·g'²;
     w ← w − lr · √(1 − β2^t) / (1 − β1^t) · m / (√v + eps), with t = iteration + 1 (eps outside the

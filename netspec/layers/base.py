@@ -46,7 +46,12 @@ from ..fillers import fill
 
 @dataclass
 class Context:
-    """What every layer of one net shares."""
+    """What the layers of one net (or of one shard of it) share.
+
+    A net runs its batch as contiguous *shards* of rows, one per thread (see :mod:`netspec.net`).  Data
+    layers run once on the net's main context; every shard has a context of its own whose ``main`` points
+    to it, with its first row (``row_offset``) and the full batch size (``rows_total``, by which losses
+    normalize so that the shards' gradients simply add up)."""
 
     phase: str = "train"
     dtype: type = np.float32
@@ -56,7 +61,11 @@ class Context:
     init_rng: np.random.Generator = None       # parameter initialization
     shared: dict = field(default_factory=dict)  # Param.key -> Param, shared between the train and test nets
     base_dir: str = "."                        # folder of the config file (for relative data paths)
-    batch_valid: int | None = None             # rows of the current batch that count for statistics
+    batch_valid: int | None = None             # set by data layers: rows of the batch that count for statistics
+    main: "Context | None" = None              # the net's main context (None: this is it)
+    row_offset: int = 0                        # first row of this shard in the full batch
+    rows_total: int | None = None              # rows of the full batch (None: the layer's own batch)
+    replica: bool = False                      # a shard after the first: own parameter gradients
 
     def __post_init__(self):
         if self.backend is None:
@@ -66,6 +75,15 @@ class Context:
             self.rng = np.random.default_rng(self.seed)
         if self.init_rng is None:
             self.init_rng = np.random.default_rng([self.seed, 1])
+
+    def valid_rows(self, n: int) -> int:
+        """How many of this shard's ``n`` rows count for statistics (all, except at the end of a test pass)."""
+        valid = (self.main or self).batch_valid
+        return n if valid is None else max(0, min(n, valid - self.row_offset))
+
+    def norm_rows(self, n: int) -> int:
+        """The batch size a loss divides by: the full batch's, whatever shard this is."""
+        return self.rows_total or n
 
 
 def fmt_shape(shape) -> str:
@@ -147,7 +165,9 @@ class Layer:
             if shared.shape != shape:
                 raise self.shape_error(f"shared parameter '{name}' has shape {fmt_shape(shared.shape)} "
                                        f"in the other phase but {fmt_shape(shape)} here")
-            p = shared
+            # a later shard shares the weights but accumulates its own gradient (summed by the net)
+            p = Param(self.name, name, shared.data, np.zeros(shape, self.dtype), lr_mult, decay_mult) \
+                if self.ctx.replica else shared
         else:
             try:
                 data = fill(init, shape, self.ctx.init_rng, self.dtype)

@@ -26,12 +26,15 @@ class _Accumulating(Layer):
     def reset_statistics(self):
         self.acc_sum, self.acc_count = 0.0, 0
 
+    def statistic_sums(self) -> dict:
+        """{key: (sum, rows)} since the last reset; a sharded net adds these up over its shards."""
+        return {f"{self.name}/{self.stat_name}": (self.acc_sum, self.acc_count)}
+
     def statistics(self):
-        return {f"{self.name}/{self.stat_name}": self.acc_sum / self.acc_count} if self.acc_count else {}
+        return {k: s / c for k, (s, c) in self.statistic_sums().items() if c}
 
     def valid_rows(self) -> int:
-        n = self.bottoms[0].num
-        return n if self.ctx.batch_valid is None else min(n, self.ctx.batch_valid)
+        return self.ctx.valid_rows(self.bottoms[0].num)
 
 
 def _check_labels(layer, pred, label):
@@ -86,7 +89,7 @@ class SoftmaxLossLayer(_Accumulating):
         n, c, s = self.dims
         lab = _labels_or_raise(self, self.bottoms[1], c, n, s)
         self.be.softmax_loss_forward(as_ncs(self.bottoms[0].data), lab, self.prob, self.losses)
-        self.loss = float(self.losses.sum()) / (n * s)
+        self.loss = float(self.losses.sum()) / (self.ctx.norm_rows(n) * s)
         k = self.valid_rows()
         self.acc_sum += float(self.losses[:k].sum()) / s
         self.acc_count += k
@@ -95,7 +98,8 @@ class SoftmaxLossLayer(_Accumulating):
         if self.propagate_down[0]:
             n, c, s = self.dims
             lab = self.bottoms[1].data.reshape(n, s)
-            self.be.softmax_loss_backward(self.prob, lab, self.p.weight / (n * s), as_ncs(self.bottoms[0].diff))
+            scale = self.p.weight / (self.ctx.norm_rows(n) * s)
+            self.be.softmax_loss_backward(self.prob, lab, scale, as_ncs(self.bottoms[0].diff))
 
 
 @dataclass
@@ -122,7 +126,8 @@ class SquareLossLayer(_Accumulating):
             raise self.shape_error(f"bottoms '{a.name}' {fmt_shape(a.shape)} and '{b.name}' {fmt_shape(b.shape)} "
                                    "must have the same number of rows and elements")
         n, d = a.shape[0], a.data.size // a.shape[0]
-        self.norm = 2.0 * n if self.p.mode == "euclidean" else float(n * d)
+        rows = self.ctx.norm_rows(n)
+        self.norm = 2.0 * rows if self.p.mode == "euclidean" else float(rows * d)
         self.row_norm = 2.0 if self.p.mode == "euclidean" else float(d)
         self.delta = self.alloc((n, d))
         self.row_sq = self.alloc((n,))
