@@ -86,6 +86,14 @@ def test_pooling_kernels(geom, rng):
         for c in range(3):
             np.add.at(ref[n, c], arg[n, c].reshape(-1), dy[n, c].reshape(-1))
     np.testing.assert_allclose(dx, ref.reshape(x.shape), rtol=1e-6)
+    if geom == (2, 2, 2, 2, 0, 0):
+        x6 = x[:, :, :6, :6].copy()
+        y2, a2 = np.empty((2, 3, 3, 3), F32), np.empty((2, 3, 3, 3), np.int32)
+        y1, a1 = np.empty_like(y2), np.empty_like(a2)
+        cpu.maxpool2x2_forward(x6, y2, a2)
+        cpu.maxpool_forward(x6, *geom, y1, a1)
+        np.testing.assert_array_equal(y2, y1)
+        np.testing.assert_array_equal(a2, a1)
     cpu.avepool_forward(x, *geom, y)
     np.testing.assert_allclose(y, np_pool(x, *geom, oh, ow, "mean"), rtol=1e-5, atol=1e-6)
     cpu.avepool_backward(dy, *geom, dx)   # adjoint check

@@ -15,7 +15,7 @@ import importlib
 
 KERNELS = (
     "im2col", "col2im", "conv_scatter", "conv_gather",
-    "maxpool_forward", "maxpool_backward", "avepool_forward", "avepool_backward",
+    "maxpool_forward", "maxpool2x2_forward", "maxpool_backward", "avepool_forward", "avepool_backward",
     "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
     "tanh_forward", "tanh_backward", "dropout_forward", "dropout_backward",
     "softmax_forward", "softmax_backward", "softmax_loss_forward", "softmax_loss_backward",

@@ -127,11 +127,14 @@ class PoolingLayer(Layer):
         oh, ow = pool_out(h, kh, sh, ph), pool_out(w, kw, sw, pw)
         self.geom = (kh, kw, sh, sw, ph, pw)
         self.argmax = self.alloc((n, c, oh, ow), np.int32) if self.p.method == "max" else None
+        self.two_by_two = (kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0) and h % 2 == 0 and w % 2 == 0
         return [(n, c, oh, ow)]
 
     def forward(self):
         x, y = self.bottoms[0].data, self.tops[0].data
-        if self.argmax is not None:
+        if self.two_by_two and self.argmax is not None:
+            self.be.maxpool2x2_forward(x, y, self.argmax)
+        elif self.argmax is not None:
             self.be.maxpool_forward(x, *self.geom, y, self.argmax)
         else:
             self.be.avepool_forward(x, *self.geom, y)

@@ -1,0 +1,211 @@
+"""One benchmark measurement in a fresh process; prints one JSON line.
+
+    python bench/worker.py FRAMEWORK TASK [options]
+
+FRAMEWORK: netspec | torch.  TASK: train (train steps), infer (forward of the test net), first (time from
+process start to the end of the first training iteration).  Data: random (non-zero float32 in [0.01, 1))
+or mnist (the HDF5 shards of `netspec data mnist`).  Both frameworks run LeNet as in
+configs/mnist_lenet.yaml: Caffe's layers, SGD with momentum 0.9, weight decay 5e-4, bias lr x2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+T_START = time.perf_counter()
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(ROOT, "configs", "mnist_lenet.yaml")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def mnist_arrays(split):
+    import h5py
+    import numpy as np
+    folder = os.path.join(ROOT, "data", "mnist")
+    names = open(os.path.join(folder, f"{split}.txt")).read().split()
+    xs, ys = [], []
+    for n in names:
+        with h5py.File(os.path.join(folder, n)) as f:
+            xs.append(f["data"][()])
+            ys.append(f["label"][()])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def random_arrays(n):
+    import numpy as np
+    r = np.random.default_rng(0)
+    return r.uniform(0.01, 1.0, (n, 1, 28, 28)).astype(np.float32), r.integers(0, 10, n).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------- netspec
+def netspec_solver(batch, data):
+    import netspec
+    from netspec.solver import Solver
+    overrides = [f"layers.train-data.batch_size={batch}", "solver.max_iter=100000000"]
+    spec = netspec.load_spec(CONFIG, overrides)
+    spec.coffee_breaks = []
+    if data == "random":
+        from netspec.spec import parse_spec
+        x, y = random_arrays(max(batch * 4, 1024))
+        plain = spec.to_plain()
+        plain["layers"][0] = {"name": "train-data", "type": "MemoryData", "batch_size": batch, "shuffle": True,
+                              "tops": ["data", "label"], "phase": "train", "data": {"data": [[0]], "label": [0]}}
+        spec = parse_spec(plain)
+        spec.layer("train-data").params.data = {"data": x, "label": y}
+        spec.coffee_breaks = []
+    else:
+        os.chdir(ROOT)
+    return Solver(spec, out_dir=os.path.join("/tmp", f"netspec-bench-{os.getpid()}"), log=lambda m: None)
+
+
+def netspec_train(batch, data, seconds, first_only=False):
+    solver = netspec_solver(batch, data)
+    with solver.be.compute_threads():
+        solver.onestep_solve()
+        first = time.perf_counter() - T_START
+        if first_only:
+            return {"first_iter_s": first}
+        for _ in range(3):
+            solver.onestep_solve()
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            solver.onestep_solve()
+            n += 1
+        dt = time.perf_counter() - t0
+    return {"img_s": n * batch / dt, "steps": n}
+
+
+def netspec_infer(batch, data, seconds):
+    import netspec
+    from netspec.net import Net
+    from netspec.spec import parse_spec
+    spec = netspec.load_spec(CONFIG)
+    x, y = mnist_arrays("test") if data == "mnist" else random_arrays(10000)
+    plain = spec.to_plain()
+    plain["layers"][1] = {"name": "test-data", "type": "MemoryData", "batch_size": batch,
+                          "tops": ["data", "label"], "phase": "test", "data": {"data": [[0]], "label": [0]}}
+    spec = parse_spec(plain)
+    spec.layer("test-data").params.data = {"data": x, "label": y}
+    net = Net(spec, "test")
+    with net.ctx.backend.compute_threads():
+        for _ in range(2):
+            net.forward()
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            net.forward()
+            n += 1
+        dt = time.perf_counter() - t0
+    return {"img_s": n * batch / dt, "steps": n}
+
+
+# ------------------------------------------------------------------------------------------------ torch
+def torch_model():
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class LeNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2 = nn.Conv2d(1, 20, 5), nn.Conv2d(20, 50, 5)
+            self.ip1, self.ip2 = nn.Linear(800, 500), nn.Linear(500, 10)
+
+        def forward(self, x):
+            x = F.max_pool2d(self.conv1(x), 2, 2, ceil_mode=True)
+            x = F.max_pool2d(self.conv2(x), 2, 2, ceil_mode=True)
+            return self.ip2(F.relu(self.ip1(x.flatten(1))))
+
+    torch.manual_seed(0)
+    model = LeNet()
+    weights = [p for n, p in model.named_parameters() if n.endswith("weight")]
+    biases = [p for n, p in model.named_parameters() if n.endswith("bias")]
+    # Caffe's recipe: bias lr x2; weight decay on both (decay_mult 1)
+    opt = torch.optim.SGD([{"params": weights}, {"params": biases, "lr": 0.02}], lr=0.01, momentum=0.9,
+                          weight_decay=5e-4)
+    return model, opt
+
+
+def torch_train(batch, data, seconds, first_only=False):
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    x, y = mnist_arrays("train") if data == "mnist" else random_arrays(max(batch * 4, 1024))
+    X, Y = torch.from_numpy(x), torch.from_numpy(y).long()
+    model, opt = torch_model()
+    g = torch.Generator().manual_seed(0)
+    perm, pos = torch.randperm(len(X), generator=g), 0
+
+    def step():
+        nonlocal perm, pos
+        if pos + batch > len(X):
+            perm, pos = torch.randperm(len(X), generator=g), 0
+        idx = perm[pos:pos + batch]
+        pos += batch
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(X[idx]), Y[idx])
+        loss.backward()
+        opt.step()
+    step()
+    first = time.perf_counter() - T_START
+    if first_only:
+        return {"first_iter_s": first}
+    for _ in range(3):
+        step()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        step()
+        n += 1
+    dt = time.perf_counter() - t0
+    return {"img_s": n * batch / dt, "steps": n}
+
+
+def torch_infer(batch, data, seconds):
+    import torch
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    x, _ = mnist_arrays("test") if data == "mnist" else random_arrays(10000)
+    X = torch.from_numpy(x)
+    model, _ = torch_model()
+    model.eval()
+    pos = 0
+    with torch.no_grad():
+        for _ in range(2):
+            model(X[:batch])
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            if pos + batch > len(X):
+                pos = 0
+            model(X[pos:pos + batch]).argmax(1)
+            pos += batch
+            n += 1
+        dt = time.perf_counter() - t0
+    return {"img_s": n * batch / dt, "steps": n}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("framework", choices=["netspec", "torch"])
+    ap.add_argument("task", choices=["train", "infer", "first"])
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--data", choices=["random", "mnist"], default="random")
+    ap.add_argument("--seconds", type=float, default=5.0)
+    a = ap.parse_args()
+    if a.task == "train":
+        out = (netspec_train if a.framework == "netspec" else torch_train)(a.batch, a.data, a.seconds)
+    elif a.task == "infer":
+        out = (netspec_infer if a.framework == "netspec" else torch_infer)(a.batch, a.data, a.seconds)
+    else:
+        out = (netspec_train if a.framework == "netspec" else torch_train)(a.batch, a.data, 0, first_only=True)
+    out["peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps(out))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
