@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -45,6 +46,11 @@ def default_shards() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not on Linux
         return os.cpu_count() or 1
+
+
+def chunk_slice(size: int, k: int, parts: int) -> slice:
+    """The k-th of ``parts`` near-equal contiguous pieces of range(size)."""
+    return slice(size * k // parts, size * (k + 1) // parts)
 
 
 class _Unshardable(Exception):
@@ -83,11 +89,11 @@ def _quiet_overflow():
 
 class Net:
     def __init__(self, spec, phase: str = "train", *, shared: dict | None = None, dtype=np.float32,
-                 backend: str = "cpu", shards: int | None = None):
+                 backend="cpu", shards: int | None = None):
         self.spec = spec
         self.phase = phase
         self.dtype = dtype
-        self._backend = backends.get(backend)
+        self._backend = backends.get(backend) if isinstance(backend, str) else backend
         self._shared = shared if shared is not None else {}
         self.ctx = self._context(0, replica=False)
         self.loss = math.nan
@@ -116,13 +122,17 @@ class Net:
                 if id(p) not in seen:
                     seen.add(id(p))
                     self.params.append(p)
-        self._replica_diffs = [
-            (p.diff, [q.diff for shard in self.shards[1:] for layer in shard.layers for q in layer.params
-                      if q.key == p.key]) for p in self.params]
+        replicas = {p.key: [q.diff for shard in self.shards[1:] for layer in shard.layers for q in layer.params
+                            if q.key == p.key] for p in self.params}
+        # gradient reduction, split by element ranges so every shard's thread adds up a part of each diff
+        self._reduce_chunks = [[(p.diff.reshape(-1)[sl], [r.reshape(-1)[sl] for r in replicas[p.key]])
+                                for p in self.params for sl in [chunk_slice(p.size, k, len(self.shards))]
+                                if sl.stop > sl.start] for k in range(len(self.shards))]
         self.data_layers = list(self.source_layers)
         self.loss_layers = [layer for layer in self.layers if layer.has_loss]
         self._stat_layers = [layer for shard in self.shards for layer in shard.layers if layer.has_stats]
         if len(self.shards) > 1:
+            self._barrier = threading.Barrier(len(self.shards))
             self._pool = ThreadPoolExecutor(max_workers=len(self.shards) - 1, thread_name_prefix="netspec-shard",
                                             initializer=_quiet_overflow)
 
@@ -247,30 +257,54 @@ class Net:
             shard.backward_layers = [layer for layer, run in zip(reversed(shard.layers), reversed(runs)) if run]
 
     # ----------------------------------------------------------------------------------------- running
-    def _each_shard(self, method: str):
+    def run_on_shards(self, fn) -> None:
+        """Call ``fn(k)`` for every shard k at once, each in its shard's thread (k = 0 in this one)."""
         if self._pool is None:
-            getattr(self.shards[0], method)()
+            fn(0)
             return
-        futures = [self._pool.submit(getattr(shard, method)) for shard in self.shards[1:]]
+        futures = [self._pool.submit(fn, k) for k in range(1, len(self.shards))]
+        errors = []
         try:
-            getattr(self.shards[0], method)()
-        finally:
-            for f in futures:
+            fn(0)
+        except BaseException as exc:   # noqa: BLE001 - re-raised below, after the other shards stopped
+            errors.append(exc)
+        for f in futures:
+            try:
                 f.result()
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+        if errors:
+            self._barrier.reset()
+            real = [e for e in errors if not isinstance(e, threading.BrokenBarrierError)]
+            raise (real or errors)[0]
+
+    def _shard_forward(self, k):
+        self.shards[k].forward()
+
+    def _shard_backward(self, k):
+        try:
+            self.shards[k].backward()
+        except BaseException:
+            if len(self.shards) > 1:
+                self._barrier.abort()     # release the shards waiting for this one
+            raise
+        if len(self.shards) > 1:
+            self._barrier.wait()          # every shard's gradient is complete; now add them up, by parts
+            for total, parts in self._reduce_chunks[k]:
+                for part in parts:
+                    np.add(total, part, out=total)
 
     def forward(self) -> float:
         """Run every layer forward; returns the objective Σ weight · loss (0 for a net without losses)."""
         for layer in self.source_layers:
             layer.forward()
-        self._each_shard("forward")
+        self.run_on_shards(self._shard_forward)
         self.loss = sum(shard.loss for shard in self.shards)
         return self.loss
 
     def backward(self) -> None:
-        self._each_shard("backward")
-        for total, parts in self._replica_diffs:
-            for part in parts:
-                np.add(total, part, out=total)
+        """Back-propagate in every shard; then the parameters' ``diff`` hold the whole batch's gradient."""
+        self.run_on_shards(self._shard_backward)
 
     def forward_backward(self) -> float:
         loss = self.forward()
@@ -357,7 +391,7 @@ def has_phase(spec, phase: str) -> bool:
     return any(ls.phase == phase for ls in spec.layers)
 
 
-def build_nets(spec, *, dtype=np.float32, backend: str = "cpu", shards: int | None = None):
+def build_nets(spec, *, dtype=np.float32, backend="cpu", shards: int | None = None):
     """(train net, test net or None) sharing their parameters.  The test net exists when some layer is
     marked ``phase: test``."""
     train = Net(spec, "train", dtype=dtype, backend=backend, shards=shards)

@@ -34,6 +34,7 @@ from . import snapshot as snap_io
 from .errors import Problem, SnapshotError, SpecError, TrainingError, Where
 from .fields import build, choice, integer, number, optional, param, to_plain
 from .lounge import Lounge
+from .net import chunk_slice
 from .policies import MomFixed, parse_policy
 from .yamlio import line_of
 
@@ -190,6 +191,12 @@ class Solver:
         self.history = {p.key: [np.zeros_like(p.data) for _ in self.method.slots] for p in self.train_net.params}
         self._flat = [(p.data.reshape(-1), p.diff.reshape(-1), [h.reshape(-1) for h in self.history[p.key]],
                        p.lr_mult, p.decay_mult) for p in self.train_net.params]
+        # the update runs in every shard's thread, each on its part of every parameter
+        k_parts = len(self.train_net.shards)
+        self._chunks = [[(w[sl], g[sl], [h[sl] for h in hs], lr_mult, decay_mult)
+                         for w, g, hs, lr_mult, decay_mult in self._flat
+                         for sl in [chunk_slice(w.size, k, k_parts)] if sl.stop > sl.start]
+                        for k in range(k_parts)]
         self.iteration = self.start_iteration = 0
         self.loss = self.loss_ema = math.nan
         self.train_seconds = 0.0       # time spent in training steps only (not in coffee breaks)
@@ -249,10 +256,8 @@ class Solver:
         if not math.isfinite(loss):
             self._nonfinite(loss)
         net.backward()
-        lr, mom = self.lr_at(it), self.mom_at(it)
-        lam, l1 = self.sp.regu_coef, self.sp.regularization == "L1"
-        for w, g, h, lr_mult, decay_mult in self._flat:
-            self.method.update(self.be, w, g, h, lr * lr_mult, mom, lam * decay_mult, l1, it, self.sp)
+        self._step = (self.lr_at(it), self.mom_at(it), it)
+        net.run_on_shards(self._update_part)
         self.iteration = it + 1
         self.train_seconds += time.perf_counter() - t0
         self.loss = loss
@@ -261,6 +266,12 @@ class Solver:
         self._coffee(epoch_started=net.epoch if net.epoch != epoch else None)
         if self.on_step is not None:
             self.on_step(self)
+
+    def _update_part(self, k: int):
+        lr, mom, it = self._step
+        lam, l1 = self.sp.regu_coef, self.sp.regularization == "L1"
+        for w, g, h, lr_mult, decay_mult in self._chunks[k]:
+            self.method.update(self.be, w, g, h, lr * lr_mult, mom, lam * decay_mult, l1, it, self.sp)
 
     def finalize_solve(self):
         if self._old_handler is not None:

@@ -132,3 +132,44 @@ def test_no_gradient_for_branches_that_do_not_reach_a_loss():
     net = Net(s)
     assert [layer.name for layer in net.backward_layers] == ["loss", "o/split", "fc"]
     assert net.blobs["o/split1"].diff is None or not net.layer("side").propagate_down[0]
+
+
+def test_an_error_in_one_shard_surfaces_and_does_not_hang(monkeypatch):
+    s = spec("""\
+  - {name: fc, type: InnerProduct, output_dim: 3, bottoms: [x], tops: [o]}
+  - {name: loss, type: SoftmaxLoss, bottoms: [o, y]}
+""")
+    net = Net(s, shards=2)
+    assert len(net.shards) == 2
+    bad = net.shards[1].layers[0]
+
+    def boom():
+        raise RuntimeError("shard 1 failed")
+    monkeypatch.setattr(bad, "backward", boom)
+    net.forward()
+    with pytest.raises(RuntimeError, match="shard 1 failed"):
+        net.backward()
+    monkeypatch.undo()
+    net.forward()
+    net.backward()      # the barrier was reset: the net still works
+    net.close()
+
+
+def test_shards_give_the_same_gradients_as_one():
+    s = spec("""\
+  - {name: fc, type: InnerProduct, output_dim: 3, bottoms: [x], tops: [h], weight_init: {type: gaussian, std: 1}}
+  - {name: drop, type: Dropout, ratio: 0.0, bottoms: [h], tops: [h]}
+  - {name: fc2, type: InnerProduct, output_dim: 3, bottoms: [h], tops: [o]}
+  - {name: loss, type: SoftmaxLoss, bottoms: [o, y]}
+  - {name: acc, type: Accuracy, bottoms: [o, y]}
+""")
+    one, two = Net(s, dtype=np.float64, shards=1), Net(s, dtype=np.float64, shards=2)
+    assert len(one.shards) == 1 and len(two.shards) == 2
+    assert one.forward() == pytest.approx(two.forward(), rel=1e-12)
+    one.backward()
+    two.backward()
+    for p, q in zip(one.params, two.params):
+        np.testing.assert_allclose(p.diff, q.diff, rtol=1e-12, atol=1e-15)
+    assert one.statistics() == pytest.approx(two.statistics(), rel=1e-12)
+    one.close()
+    two.close()

@@ -68,6 +68,7 @@ class ConvolutionLayer(NeuronMixin, Layer):
         self.col = self.alloc((ckk, npix))          # im2col of the input; reused as d(col) in backward
         self.tmp = self.alloc((p.n_filter, npix))   # GEMM output in forward, gathered top diff in backward
         self.no_bias = self.alloc((1,))
+        self.dw_t = self.alloc((ckk, p.n_filter))  # dWᵀ = col @ dyᵀ: BLAS's fastest orientation for these shapes
         return [(n, p.n_filter, oh, ow)]
 
     def forward(self):
@@ -91,7 +92,8 @@ class ConvolutionLayer(NeuronMixin, Layer):
                        self.fused_relu, self.tmp)
         if self.bias_p is not None:
             np.sum(self.tmp, axis=1, out=self.bias_p.diff)
-        be.gemm(self.tmp, self.col.T, self.weight.diff.reshape(n_f, -1))
+        be.gemm(self.col, self.tmp.T, self.dw_t)
+        self.weight.diff.reshape(n_f, -1)[...] = self.dw_t.T
         if self.propagate_down[0]:
             be.gemm(self.weight.data.reshape(n_f, -1).T, self.tmp, self.col)
             be.col2im(self.col, kh, kw, sh, sw, ph, pw, oh, ow, self.bottoms[0].diff)

@@ -1,0 +1,120 @@
+"""``netspec time``: where a net spends its time, per layer and per kind of work (like ``caffe time``).
+
+Training iterations run as usual (the same solver step as ``netspec train``), with every layer's
+``forward``/``backward`` and every backend call timed.  Layer times are wall times in shard 0 (the shards
+run side by side, so a layer's time is the time the whole net waits for it).  Backend calls are classed
+as BLAS (``gemm``) or numba kernels; what remains of the step is Python and numpy glue.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+
+BLAS_CALLS = {"gemm"}
+
+
+class TimedBackend:
+    """Wraps a backend module: same functions, each call's time added to a per-thread account."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self._local = threading.local()
+
+    def account(self) -> collections.Counter:
+        if not hasattr(self._local, "acc"):
+            self._local.acc = collections.Counter()
+        return self._local.acc
+
+    def __getattr__(self, name):
+        fn = getattr(self._inner, name)
+        if not callable(fn) or name in ("zeros", "compute_threads"):
+            return fn
+        kind = "blas" if name in BLAS_CALLS else "numba"
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.account()[kind] += time.perf_counter() - t0
+        return timed
+
+
+def _wrap(layer, verb, acc):
+    inner = getattr(layer, verb)
+
+    def timed():
+        t0 = time.perf_counter()
+        inner()
+        acc[(layer.name, verb)] += time.perf_counter() - t0
+    setattr(layer, verb, timed)
+
+
+def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str = "/tmp/netspec-time") -> dict:
+    """Run ``warmup`` + ``iterations`` training steps; returns per-layer and per-kind timings (seconds per
+    iteration) and the throughput."""
+    from . import backend as backends
+    from .net import build_nets
+    from .solver import Solver
+
+    timed_be = TimedBackend(backends.get("cpu"))
+    train, test = build_nets(spec, backend=timed_be)
+    if test is not None:
+        test.close()
+    solver = Solver(spec, nets=(train, None), out_dir=out_dir, log=lambda m: None)
+    layer_acc = collections.Counter()
+    main = train.shards[0]
+    for layer in train.source_layers + main.layers:
+        _wrap(layer, "forward", layer_acc)
+        if layer in main.backward_layers:
+            _wrap(layer, "backward", layer_acc)
+    phases = collections.Counter()
+    with timed_be.compute_threads():
+        for _ in range(warmup):
+            solver.onestep_solve()
+        layer_acc.clear()
+        timed_be.account().clear()
+        t_start = time.perf_counter()
+        for _ in range(iterations):
+            t0 = time.perf_counter()
+            train.forward()
+            t1 = time.perf_counter()
+            train.backward()
+            t2 = time.perf_counter()
+            it = solver.iteration
+            solver._step = (solver.lr_at(it), solver.mom_at(it), it)
+            train.run_on_shards(solver._update_part)
+            solver.iteration += 1
+            t3 = time.perf_counter()
+            phases["forward"] += t1 - t0
+            phases["backward"] += t2 - t1
+            phases["update"] += t3 - t2
+        total = time.perf_counter() - t_start
+    kinds = timed_be.account()        # the calling thread = shard 0 (plus the update)
+    train.close()
+    n = iterations
+    layers = [(layer.name, layer.type_name, layer_acc[(layer.name, "forward")] / n,
+               layer_acc[(layer.name, "backward")] / n) for layer in train.source_layers + main.layers]
+    return {
+        "layers": layers,
+        "forward": phases["forward"] / n, "backward": phases["backward"] / n, "update": phases["update"] / n,
+        "total": total / n, "img_s": train.batch_size * n / total, "batch": train.batch_size,
+        "shards": len(train.shards), "blas": kinds["blas"] / n, "numba": kinds["numba"] / n,
+    }
+
+
+def format_timing(res: dict, name: str) -> str:
+    ms = 1e3
+    lines = [f"{name}: {res['batch']} images per iteration, {res['shards']} shard(s); average over the timed iterations",
+             f"{'layer':<14} {'type':<14} {'forward ms':>11} {'backward ms':>12} {'total ms':>9}"]
+    for lname, ltype, f, b in res["layers"]:
+        lines.append(f"{lname:<14} {ltype:<14} {f * ms:>11.3f} {b * ms:>12.3f} {(f + b) * ms:>9.3f}")
+    lines.append("")
+    lines.append(f"forward {res['forward'] * ms:.2f} ms + backward {res['backward'] * ms:.2f} ms + update "
+                 f"{res['update'] * ms:.2f} ms = {res['total'] * ms:.2f} ms per iteration -> {res['img_s']:,.0f} img/s")
+    step = res["total"]
+    other = max(0.0, step - res["blas"] - res["numba"])
+    lines.append(f"time in shard 0's thread: BLAS {res['blas'] / step:.0%}, numba kernels {res['numba'] / step:.0%}, "
+                 f"Python and numpy {other / step:.0%}")
+    return "\n".join(lines)
