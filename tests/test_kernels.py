@@ -60,11 +60,26 @@ def test_conv_scatter_and_gather(rng):
     cpu.conv_scatter(tmp, bias, True, True, y)
     np.testing.assert_allclose(y, np.maximum(tmp.reshape(4, 3, 5).transpose(1, 0, 2) + bias[None, :, None], 0), rtol=1e-6)
     dy = rng.standard_normal((3, 4, 5)).astype(F32)
-    dyt = np.empty((4, 15), F32)
-    cpu.conv_gather(dy, y, False, dyt)
+    dyt, db = np.empty((4, 15), F32), np.full(4, np.nan, F32)
+    cpu.conv_gather(dy, y, False, dyt, db, True)
     np.testing.assert_array_equal(dyt, dy.transpose(1, 0, 2).reshape(4, 15))
-    cpu.conv_gather(dy, y, True, dyt)
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2)), rtol=1e-5)
+    cpu.conv_gather(dy, y, True, dyt, db, False)
     np.testing.assert_array_equal(dyt, (dy * (y > 0)).transpose(1, 0, 2).reshape(4, 15))
+
+
+def test_bias_kernels(rng):
+    y = rng.standard_normal((5, 3)).astype(F32)
+    b = rng.standard_normal(3).astype(F32)
+    out = y.copy()
+    cpu.bias_forward(out, b, False)
+    np.testing.assert_allclose(out, y + b, rtol=1e-6)
+    out = y.copy()
+    cpu.bias_forward(out, b, True)
+    np.testing.assert_allclose(out, np.maximum(y + b, 0), rtol=1e-6)
+    db = np.full(3, np.nan, F32)
+    cpu.bias_backward(y, db)
+    np.testing.assert_allclose(db, y.sum(0), rtol=1e-5)
 
 
 @pytest.mark.parametrize("geom", [(2, 2, 2, 2, 0, 0), (3, 3, 2, 2, 1, 1), (3, 2, 1, 2, 0, 1)])

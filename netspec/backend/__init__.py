@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 
 KERNELS = (
-    "im2col", "col2im", "conv_scatter", "conv_gather",
+    "im2col", "col2im", "conv_scatter", "conv_gather", "bias_forward", "bias_backward",
     "maxpool_forward", "maxpool2x2_forward", "maxpool_backward", "avepool_forward", "avepool_backward",
     "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
     "tanh_forward", "tanh_backward", "dropout_forward", "dropout_backward",

@@ -108,17 +108,45 @@ def conv_scatter(tmp, bias, use_bias, relu, y):
 
 
 @njit(cache=True, nogil=True)
-def conv_gather(dy, y, relu, dyt):
+def conv_gather(dy, y, relu, dyt, db, use_bias):
     """``dyt[f, n·P + p] = dy[n, f, p]`` (times [y > 0] if ``relu``): the transpose of
-    :func:`conv_scatter`, feeding the backward GEMMs, with the fused ReLU's derivative."""
+    :func:`conv_scatter`, feeding the backward GEMMs, with the fused ReLU's derivative; and, if
+    ``use_bias``, the bias gradient ``db[f] = Σ_{n,p} dyt[f, n·P + p]`` in the same pass."""
     n_img, n_f, p = dy.shape
+    if use_bias:
+        db[:] = 0.0
     for n in range(n_img):
         for f in range(n_f):
+            acc = 0.0
             for k in range(p):
                 g = dy[n, f, k]
                 if relu and y[n, f, k] <= 0.0:
                     g = 0.0
                 dyt[f, n * p + k] = g
+                acc += g
+            if use_bias:
+                db[f] += acc
+
+
+@njit(cache=True, nogil=True)
+def bias_forward(y, bias, relu):
+    """``y[n, f] += bias[f]`` on a (N, F) output, then max(·, 0) if ``relu`` (InnerProduct's epilogue)."""
+    n_rows, n_f = y.shape
+    for n in range(n_rows):
+        for f in range(n_f):
+            v = y[n, f] + bias[f]
+            if relu and v < 0.0:
+                v = 0.0
+            y[n, f] = v
+
+
+@njit(cache=True, nogil=True)
+def bias_backward(dy, db):
+    """``db[f] = Σ_n dy[n, f]`` (a bias gradient over the rows of a (N, F) gradient)."""
+    db[:] = 0.0
+    for n in range(dy.shape[0]):
+        for f in range(dy.shape[1]):
+            db[f] += dy[n, f]
 
 
 # ---------------------------------------------------------------------------------------------- pooling

@@ -17,6 +17,9 @@ from .base import Layer, NeuronMixin, fmt_shape
 from .learnable import LearnableParams, add_weight_and_bias
 
 
+COL_BUDGET = 4 << 20   # bytes of unfolded input per group of images in the test phase
+
+
 def conv_out(size: int, kernel: int, stride: int, pad: int) -> int:
     return (size + 2 * pad - kernel) // stride + 1
 
@@ -64,7 +67,12 @@ class ConvolutionLayer(NeuronMixin, Layer):
         self.weight, self.bias_p = add_weight_and_bias(self, (p.n_filter, c, kh, kw), p.n_filter)
         self.init_neuron()
         self.fused_relu = p.neuron == "relu"
-        ckk, npix = c * kh * kw, n * oh * ow
+        ckk = c * kh * kw
+        # Training keeps the unfolded input of the whole batch for the weight gradient.  The test phase has
+        # no backward: it unfolds a group of images at a time into a small, cache-sized buffer.
+        per_image = ckk * oh * ow * np.dtype(self.dtype).itemsize
+        self.group = n if self.ctx.phase == "train" else max(1, min(n, COL_BUDGET // per_image))
+        npix = self.group * oh * ow
         self.col = self.alloc((ckk, npix))          # im2col of the input; reused as d(col) in backward
         self.tmp = self.alloc((p.n_filter, npix))   # GEMM output in forward, gathered top diff in backward
         self.no_bias = self.alloc((1,))
@@ -74,11 +82,19 @@ class ConvolutionLayer(NeuronMixin, Layer):
     def forward(self):
         be, (kh, kw, sh, sw, ph, pw, oh, ow) = self.be, self.geom
         x, y = self.bottoms[0].data, self.tops[0].data
-        be.im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, self.col)
         w2 = self.weight.data.reshape(self.weight.shape[0], -1)
-        be.gemm(w2, self.col, self.tmp)
         bias = self.bias_p.data if self.bias_p is not None else self.no_bias
-        be.conv_scatter(self.tmp, bias, self.bias_p is not None, self.fused_relu, y.reshape(y.shape[0], y.shape[1], -1))
+        n, g = x.shape[0], self.group
+        for start in range(0, n, g):
+            stop = min(n, start + g)
+            cols = (stop - start) * oh * ow
+            col, tmp = (self.col, self.tmp) if stop - start == g else (
+                self.col.reshape(-1)[:self.col.shape[0] * cols].reshape(-1, cols),      # contiguous prefixes
+                self.tmp.reshape(-1)[:self.tmp.shape[0] * cols].reshape(-1, cols))
+            be.im2col(x[start:stop], kh, kw, sh, sw, ph, pw, oh, ow, col)
+            be.gemm(w2, col, tmp)
+            be.conv_scatter(tmp, bias, self.bias_p is not None, self.fused_relu,
+                            y[start:stop].reshape(stop - start, y.shape[1], -1))
         if not self.fused_relu:
             self.neuron_forward()
 
@@ -88,10 +104,9 @@ class ConvolutionLayer(NeuronMixin, Layer):
         if not self.fused_relu:
             self.neuron_backward()
         n_f = top.shape[1]
+        db = self.bias_p.diff if self.bias_p is not None else self.no_bias
         be.conv_gather(top.diff.reshape(top.shape[0], n_f, -1), top.data.reshape(top.shape[0], n_f, -1),
-                       self.fused_relu, self.tmp)
-        if self.bias_p is not None:
-            np.sum(self.tmp, axis=1, out=self.bias_p.diff)
+                       self.fused_relu, self.tmp, db, self.bias_p is not None)
         be.gemm(self.col, self.tmp.T, self.dw_t)
         self.weight.diff.reshape(n_f, -1)[...] = self.dw_t.T
         if self.propagate_down[0]:

@@ -33,6 +33,7 @@ class InnerProductLayer(NeuronMixin, Layer):
         n, n_in = shape[0], int(np.prod(shape[1:]))
         self.weight, self.bias_p = add_weight_and_bias(self, (self.p.output_dim, n_in), self.p.output_dim)
         self.init_neuron()
+        self.fused_relu = self.p.neuron == "relu" and self.bias_p is not None
         return [(n, self.p.output_dim)]
 
     def forward(self):
@@ -40,8 +41,9 @@ class InnerProductLayer(NeuronMixin, Layer):
         y = self.tops[0].data
         self.be.gemm(x.reshape(x.shape[0], -1), self.weight.data.T, y)
         if self.bias_p is not None:
-            np.add(y, self.bias_p.data, out=y)
-        self.neuron_forward()
+            self.be.bias_forward(y, self.bias_p.data, self.fused_relu)     # bias (and ReLU) in one pass
+        if not self.fused_relu:
+            self.neuron_forward()
 
     def backward(self):
         self.neuron_backward()
@@ -49,7 +51,7 @@ class InnerProductLayer(NeuronMixin, Layer):
         dy = self.tops[0].diff
         self.be.gemm(dy.T, x.reshape(x.shape[0], -1), self.weight.diff)
         if self.bias_p is not None:
-            np.sum(dy, axis=0, out=self.bias_p.diff)
+            self.be.bias_backward(dy, self.bias_p.diff)
         if self.propagate_down[0]:
             dx = self.bottoms[0].diff
             self.be.gemm(dy, self.weight.data, dx.reshape(dx.shape[0], -1))
