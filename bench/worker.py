@@ -57,6 +57,7 @@ def netspec_solver(batch, data):
         plain = spec.to_plain()
         plain["layers"][0] = {"name": "train-data", "type": "MemoryData", "batch_size": batch, "shuffle": True,
                               "tops": ["data", "label"], "phase": "train", "data": {"data": [[0]], "label": [0]}}
+        plain["layers"] = [x for x in plain["layers"] if x.get("phase") != "test"]   # training only
         spec = parse_spec(plain)
         spec.layer("train-data").params.data = {"data": x, "label": y}
         spec.coffee_breaks = []

@@ -98,6 +98,7 @@ class Net:
         self.ctx = self._context(0, replica=False)
         self.loss = math.nan
         self._pool = None
+        self._update = None
         order = graph.plan(spec.layers, phase)
         want = default_shards() if shards is None else max(1, int(shards))
         try:
@@ -281,8 +282,10 @@ class Net:
     def _shard_forward(self, k):
         self.shards[k].forward()
 
-    def _shard_backward(self, k):
+    def _shard_backward(self, k, forward=False):
         try:
+            if forward:
+                self.shards[k].forward()
             self.shards[k].backward()
         except BaseException:
             if len(self.shards) > 1:
@@ -293,6 +296,11 @@ class Net:
             for total, parts in self._reduce_chunks[k]:
                 for part in parts:
                     np.add(total, part, out=total)
+
+    def _shard_step(self, k):
+        self._shard_backward(k, forward=True)
+        if self._update is not None and math.isfinite(sum(shard.loss for shard in self.shards)):
+            self._update(k)
 
     def forward(self) -> float:
         """Run every layer forward; returns the objective Σ weight · loss (0 for a net without losses)."""
@@ -306,10 +314,19 @@ class Net:
         """Back-propagate in every shard; then the parameters' ``diff`` hold the whole batch's gradient."""
         self.run_on_shards(self._shard_backward)
 
-    def forward_backward(self) -> float:
-        loss = self.forward()
-        self.backward()
-        return loss
+    def step(self, update=None) -> float:
+        """One training pass: forward and backward in every shard, then ``update(k)`` in shard k's thread
+        (its part of the parameters, see :func:`chunk_slice`) unless the loss is not finite.  One hand-off
+        to the shard threads per iteration; returns the loss."""
+        for layer in self.source_layers:
+            layer.forward()
+        self._update = update
+        try:
+            self.run_on_shards(self._shard_step)
+        finally:
+            self._update = None
+        self.loss = sum(shard.loss for shard in self.shards)
+        return self.loss
 
     def first_nonfinite(self):
         """(layer name, blob name) of the first layer whose output or loss is not finite, else None."""

@@ -252,12 +252,10 @@ class Solver:
         net, it = self.train_net, self.iteration
         epoch = net.epoch
         t0 = time.perf_counter()
-        loss = net.forward()
+        self._step = (self.lr_at(it), self.mom_at(it), it)
+        loss = net.step(self._update_part)          # forward, backward and update (if the loss is finite)
         if not math.isfinite(loss):
             self._nonfinite(loss)
-        net.backward()
-        self._step = (self.lr_at(it), self.mom_at(it), it)
-        net.run_on_shards(self._update_part)
         self.iteration = it + 1
         self.train_seconds += time.perf_counter() - t0
         self.loss = loss

@@ -1,6 +1,6 @@
 """``netspec time``: where a net spends its time, per layer and per kind of work (like ``caffe time``).
 
-Training iterations run as usual (the same solver step as ``netspec train``), with every layer's
+Training iterations run exactly as in ``netspec train`` (the solver's step), with every layer's
 ``forward``/``backward`` and every backend call timed.  Layer times are wall times in shard 0 (the shards
 run side by side, so a layer's time is the time the whole net waits for it).  Backend calls are classed
 as BLAS (``gemm``) or numba kernels; what remains of the step is Python and numpy glue.
@@ -63,13 +63,13 @@ def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str = "/tmp/n
     if test is not None:
         test.close()
     solver = Solver(spec, nets=(train, None), out_dir=out_dir, log=lambda m: None)
+    solver.coffee_breaks = []             # time the training step alone
     layer_acc = collections.Counter()
     main = train.shards[0]
     for layer in train.source_layers + main.layers:
         _wrap(layer, "forward", layer_acc)
         if layer in main.backward_layers:
             _wrap(layer, "backward", layer_acc)
-    phases = collections.Counter()
     with timed_be.compute_threads():
         for _ in range(warmup):
             solver.onestep_solve()
@@ -77,28 +77,17 @@ def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str = "/tmp/n
         timed_be.account().clear()
         t_start = time.perf_counter()
         for _ in range(iterations):
-            t0 = time.perf_counter()
-            train.forward()
-            t1 = time.perf_counter()
-            train.backward()
-            t2 = time.perf_counter()
-            it = solver.iteration
-            solver._step = (solver.lr_at(it), solver.mom_at(it), it)
-            train.run_on_shards(solver._update_part)
-            solver.iteration += 1
-            t3 = time.perf_counter()
-            phases["forward"] += t1 - t0
-            phases["backward"] += t2 - t1
-            phases["update"] += t3 - t2
+            solver.onestep_solve()            # exactly the training step of `netspec train`
         total = time.perf_counter() - t_start
     kinds = timed_be.account()        # the calling thread = shard 0 (plus the update)
     train.close()
     n = iterations
     layers = [(layer.name, layer.type_name, layer_acc[(layer.name, "forward")] / n,
                layer_acc[(layer.name, "backward")] / n) for layer in train.source_layers + main.layers]
+    fw = sum(f for _, _, f, _ in layers)
+    bw = sum(b for _, _, _, b in layers)
     return {
-        "layers": layers,
-        "forward": phases["forward"] / n, "backward": phases["backward"] / n, "update": phases["update"] / n,
+        "layers": layers, "forward": fw, "backward": bw, "other": max(0.0, total / n - fw - bw),
         "total": total / n, "img_s": train.batch_size * n / total, "batch": train.batch_size,
         "shards": len(train.shards), "blas": kinds["blas"] / n, "numba": kinds["numba"] / n,
     }
@@ -111,8 +100,9 @@ def format_timing(res: dict, name: str) -> str:
     for lname, ltype, f, b in res["layers"]:
         lines.append(f"{lname:<14} {ltype:<14} {f * ms:>11.3f} {b * ms:>12.3f} {(f + b) * ms:>9.3f}")
     lines.append("")
-    lines.append(f"forward {res['forward'] * ms:.2f} ms + backward {res['backward'] * ms:.2f} ms + update "
-                 f"{res['update'] * ms:.2f} ms = {res['total'] * ms:.2f} ms per iteration -> {res['img_s']:,.0f} img/s")
+    lines.append(f"layers: forward {res['forward'] * ms:.2f} ms + backward {res['backward'] * ms:.2f} ms; "
+                 f"gradient reduction, update and hand-offs {res['other'] * ms:.2f} ms")
+    lines.append(f"training step {res['total'] * ms:.2f} ms per iteration -> {res['img_s']:,.0f} img/s")
     step = res["total"]
     other = max(0.0, step - res["blas"] - res["numba"])
     lines.append(f"time in shard 0's thread: BLAS {res['blas'] / step:.0%}, numba kernels {res['numba'] / step:.0%}, "
