@@ -11,6 +11,8 @@ import collections
 import threading
 import time
 
+import numpy as np
+
 BLAS_CALLS = {"gemm"}
 
 
@@ -70,7 +72,7 @@ def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str = "/tmp/n
         _wrap(layer, "forward", layer_acc)
         if layer in main.backward_layers:
             _wrap(layer, "backward", layer_acc)
-    with timed_be.compute_threads():
+    with timed_be.compute_threads(), np.errstate(over="ignore", invalid="ignore"):
         for _ in range(warmup):
             solver.onestep_solve()
         layer_acc.clear()

@@ -61,3 +61,20 @@ def test_overrides_are_validated_like_the_file(tmp_path):
     assert res.output.strip() == "error: --set layers.conv.n_filter=0: layers -> conv -> n_filter: must be at least 1, got 0"
     res = run("show", path, "--set", "layers.conv.n_filter=6", "--set", "layers.train-data.batch_size=4")
     assert res.exit_code == 0 and "conv 4×6×4×4" in res.output
+
+
+def test_time_prints_layers_and_a_total_that_matches_them(tmp_path):
+    path, _ = small_spec(tmp_path / "d", max_iter=10)
+    res = run("time", path, "-n", "5")
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].startswith("small: 8 images per iteration, 2 shard(s)")
+    rows = {ln.split()[0]: ln.split() for ln in lines[2:] if ln and ln.split()[0] in ("conv", "fc1", "loss")}
+    assert rows["conv"][1] == "Convolution" and float(rows["conv"][2]) > 0 and float(rows["conv"][3]) > 0
+    import re
+    step = re.search(r"training step ([\d.]+) ms per iteration -> ([\d,]+) img/s", res.output)
+    layer_sum = re.search(r"layers: forward ([\d.]+) ms \+ backward ([\d.]+) ms", res.output)
+    assert step and layer_sum
+    assert float(layer_sum.group(1)) + float(layer_sum.group(2)) <= float(step.group(1))
+    assert abs(8 / float(step.group(1)) * 1000 - float(step.group(2).replace(",", ""))) < 0.02 * float(step.group(2).replace(",", "")) + 1
+    assert "BLAS" in lines[-1] and "numba kernels" in lines[-1]
