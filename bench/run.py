@@ -32,7 +32,7 @@ def measure(framework, task, extra=(), env=None) -> dict:
 
 
 def blas_info() -> str:
-    code = ("import numpy, threadpoolctl; i=[x for x in threadpoolctl.threadpool_info() if x['user_api']=='blas'][0];"
+    code = ("import netspec, numpy, threadpoolctl; i=[x for x in threadpoolctl.threadpool_info() if x['user_api']=='blas'][0];"
             "print(i['internal_api'], i['version'], i.get('architecture'))")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
 
