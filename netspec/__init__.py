@@ -18,8 +18,9 @@ from .api import (Net, NetSpec, Solver, build_nets, evaluate, load_spec, parse_s
                   read_statistics, train)
 from .errors import (DataError, NetspecError, ShapeError, SnapshotError, SpecError,  # noqa: E402
                      TrainingError)
+from .estimator import Estimator  # noqa: E402
 from .testing import check_gradient  # noqa: E402
 
-__all__ = ["Net", "NetSpec", "Solver", "build_nets", "evaluate", "load_spec", "parse_spec", "read_statistics", "train",
+__all__ = ["Estimator", "Net", "NetSpec", "Solver", "build_nets", "evaluate", "load_spec", "parse_spec", "read_statistics", "train",
            "check_gradient", "NetspecError", "SpecError", "ShapeError", "DataError", "SnapshotError",
            "TrainingError"]

@@ -261,6 +261,8 @@ class Net:
     def run_on_shards(self, fn) -> None:
         """Call ``fn(k)`` for every shard k at once, each in its shard's thread (k = 0 in this one)."""
         if self._pool is None:
+            if len(self.shards) > 1:
+                raise RuntimeError("this net was closed; build a new one")
             fn(0)
             return
         futures = [self._pool.submit(fn, k) for k in range(1, len(self.shards))]

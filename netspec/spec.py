@@ -7,8 +7,9 @@ problem is collected and reported together, one line each, as ``file:line: path:
 allocated here.
 
 Sequential shorthand (Keras' Sequential, Mathematica's NetChain): a layer without ``bottoms`` reads the
-first top of the layer written before it; a layer without ``tops`` that must have one writes a blob named
-after itself.  Explicit wiring always wins.
+first top of the layer written before it (a loss or Accuracy layer reads that and the blob ``label``); a
+layer without ``tops`` that must have one writes a blob named after itself; a layer without ``name`` is
+named after its type and place (``innerproduct2``).  Explicit wiring always wins.
 
 The result is "filled in": every default is resolved, and ``NetSpec.to_plain()`` writes the complete spec
 (saved beside every run's snapshots).
@@ -169,8 +170,10 @@ def _parse_layers(items, filename, top, problems) -> list[LayerSpec]:
             problems.append(Problem(where, f"layers -> #{i + 1}", "each layer must be a mapping with name and type"))
             continue
         lname = item.get("name")
+        if lname is None and isinstance(item.get("type"), str):
+            lname = f"{item['type'].lower()}{i + 1}"      # unnamed: named after its type and place (Keras)
         if not isinstance(lname, str) or not lname:
-            problems.append(Problem(where, f"layers -> #{i + 1}", "missing 'name:' (a unique string)"))
+            problems.append(Problem(where, f"layers -> #{i + 1}", "'name:' must be a non-empty string"))
             continue
         path = f"layers -> {lname}"
         if lname in seen:
@@ -199,7 +202,10 @@ def _parse_layers(items, filename, top, problems) -> list[LayerSpec]:
         bottoms, tops = wiring["bottoms"], wiring["tops"]
         if bottoms is None:
             bottoms = []
-            if cls.n_bottoms[0] > 0:
+            if cls.n_bottoms == (2, 2) and (cls.has_loss or cls.has_stats) and prev_top is not None:
+                bottoms = [prev_top, "label"]           # a loss or statistic compares with the labels
+                inferred.append("bottoms")
+            elif cls.n_bottoms[0] > 0:
                 if prev_top is None:
                     problems.append(Problem(where, path, f"no 'bottoms:' and no earlier layer to read from; "
                                                          f"{ltype} takes {count_phrase(cls.n_bottoms, 'bottom')}"))

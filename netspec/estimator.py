@@ -1,0 +1,165 @@
+"""``netspec.Estimator``: scikit-learn/Keras-style ``fit`` / ``predict`` / ``score`` on numpy arrays.
+
+    net = netspec.Estimator({"layers": [{"type": "InnerProduct", "output_dim": 20, "neuron": "sigmoid"},
+                                        {"type": "InnerProduct", "output_dim": 3},
+                                        {"type": "SoftmaxLoss"}],
+                             "solver": {"max_iter": 500, "lr_policy": 0.1, "mom_policy": 0.9}})
+    net.fit(X, y)
+    probabilities = net.predict(X_new)
+
+The config is a path, a dict or a NetSpec.  Its data come from a MemoryData layer: the config's own
+(the OR gate's inline table, say), or — when the config has no data layer — one the estimator adds,
+named ``data`` with tops ``data`` and ``label``, which the first layer reads (sequential shorthand).
+``fit`` trains with the config's solver (no coffee breaks, no files unless ``out_dir`` is given);
+``predict`` runs the test phase without loss and statistic layers and returns the blob the loss reads
+(as probabilities when that loss is a SoftmaxLoss); ``score`` is the accuracy for a SoftmaxLoss net and
+R² for a SquareLoss one.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+import tempfile
+
+import numpy as np
+
+from . import registry
+from .errors import DataError, Problem, SpecError, Where
+from .net import Net
+from .spec import NetSpec, load_spec, parse_spec
+from .yamlio import load_yaml
+
+
+class Estimator:
+    def __init__(self, config, *, batch_size: int | None = None, overrides=(), out_dir: str | None = None,
+                 log=None):
+        self.spec = self._load(config, overrides)
+        self.batch_size, self.out_dir, self.log = batch_size, out_dir, log
+        sources = [ls for ls in self.spec.layers if ls.cls.is_source and ls.in_phase("train")]
+        if len(sources) != 1 or sources[0].type != "MemoryData" or len(sources[0].tops) != 2:
+            raise SpecError([Problem(Where(self.spec.path), "layers", "an Estimator needs exactly one training data "
+                                     "layer, a MemoryData with tops [data, label] (or none: it adds one)")])
+        self.data_layer = sources[0]
+        losses = [ls for ls in self.spec.layers if ls.cls.has_loss and ls.in_phase("train")]
+        if not losses:
+            raise SpecError([Problem(Where(self.spec.path), "layers", "an Estimator needs a loss layer to fit")])
+        self.loss = losses[0]
+        self.output = self.loss.bottoms[0]
+        self._shared = None
+
+    @staticmethod
+    def _load(config, overrides) -> NetSpec:
+        if isinstance(config, NetSpec):
+            return copy.deepcopy(config)
+        if isinstance(config, dict):
+            raw, name = copy.deepcopy(config), "<dict>"
+        else:
+            name = os.fspath(config)
+            try:
+                raw = load_yaml(open(name, encoding="utf-8").read(), name)
+            except FileNotFoundError:
+                raise SpecError([Problem(Where(name), "", "config file not found")]) from None
+        layers = raw.get("layers") if isinstance(raw, dict) else None
+        if isinstance(layers, list) and not any(
+                isinstance(x, dict) and x.get("type") in registry.layers and registry.layers.get(x["type"]).is_source
+                for x in layers):
+            layers.insert(0, {"name": "data", "type": "MemoryData", "batch_size": 1, "tops": ["data", "label"],
+                              "data": {"data": [[0.0]], "label": [0.0]}})
+        if overrides:
+            from .overrides import apply_overrides
+            raw = apply_overrides(raw, overrides, name)
+        return parse_spec(raw, name)
+
+    # ---------------------------------------------------------------------------------------------- fit
+    def _arrays(self, X, y=None):
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim == 1:
+            X = X[:, None]
+        out = {self.data_layer.tops[0]: X}
+        if y is not None:
+            y = np.asarray(y, dtype=np.float32)
+            if len(y) != len(X):
+                raise DataError(f"fit: X has {len(X)} rows but y has {len(y)}")
+            if self.loss.type == "SquareLoss" and y.ndim == 1:
+                y = y[:, None]
+            out[self.data_layer.tops[1]] = y
+        return out
+
+    def fit(self, X=None, y=None, *, max_iter: int | None = None, epochs: int | None = None) -> "Estimator":
+        """Train on (X, y) — or, without them, on the config's own inline data — with the config's solver;
+        ``epochs`` or ``max_iter`` override its length."""
+        from .solver import Solver
+        spec = copy.copy(self.spec)
+        if X is None:
+            data = self.data_layer.params.data
+            X = next(iter(data.values()))
+        else:
+            data = self._arrays(X, y)
+        params = dataclasses.replace(self.data_layer.params, data=data)
+        if self.batch_size is not None or self.data_layer.name == "data" and self.data_layer.params.batch_size == 1:
+            params.batch_size = min(self.batch_size or 32, len(X))
+        spec.layers = [dataclasses.replace(ls, params=params) if ls is self.data_layer else ls
+                       for ls in spec.layers if ls.in_phase("train")]
+        sp = copy.copy(spec.solver)
+        if epochs is not None:
+            max_iter = epochs * math.ceil(len(X) / params.batch_size)
+        if max_iter is not None:
+            sp.max_iter = int(max_iter)
+        spec.solver, spec.coffee_breaks = sp, []
+        if self.log is not None:
+            from .coffee import TrainingSummary
+            spec.coffee_breaks = [TrainingSummary(every_n_iter=max(1, sp.max_iter // 10))]
+        net = Net(spec, "train", shared=None)
+        try:
+            with tempfile.TemporaryDirectory(prefix="netspec-fit-") as tmp:
+                solver = Solver(spec, nets=(net, None), out_dir=self.out_dir or tmp, log=self.log or (lambda m: None))
+                with net.ctx.backend.compute_threads(), np.errstate(over="ignore", invalid="ignore"):
+                    solver.solve()
+        finally:
+            net.close()
+        self._shared = net.shared
+        self.solver = solver
+        return self
+
+    # ------------------------------------------------------------------------------------------ predict
+    def predict(self, X) -> np.ndarray:
+        """The output the loss reads, for every row of X (probabilities for a SoftmaxLoss net)."""
+        if self._shared is None:
+            raise DataError("predict: call fit first")
+        data = self._arrays(X)
+        n = len(data[self.data_layer.tops[0]])
+        batch = min(n, 256)
+        src = dataclasses.replace(self.data_layer, phase=None, tops=[self.data_layer.tops[0]],
+                                  params=dataclasses.replace(self.data_layer.params, data=data, batch_size=batch,
+                                                             shuffle=False))
+        layers = [src] + [ls for ls in self.spec.layers
+                          if ls.in_phase("test") and not (ls.cls.is_source or ls.cls.has_loss or ls.cls.has_stats)]
+        spec = dataclasses.replace(self.spec, layers=layers, solver=None, coffee_breaks=[])
+        outs = []
+        with Net(spec, "test", shared=self._shared) as net, net.ctx.backend.compute_threads():
+            for _ in range(math.ceil(n / batch)):
+                net.forward()
+                rows = net.ctx.batch_valid if net.ctx.batch_valid is not None else batch
+                outs.append(net.blobs[self.output].data[:rows].copy())
+        out = np.concatenate(outs)[:n]
+        if self.loss.type == "SoftmaxLoss":
+            z = out.reshape(n, out.shape[1], -1)
+            z = np.exp(z - z.max(axis=1, keepdims=True))
+            out = (z / z.sum(axis=1, keepdims=True)).reshape(out.shape)
+        return out
+
+    def score(self, X, y) -> float:
+        """Accuracy (SoftmaxLoss nets) or the coefficient of determination R² (SquareLoss nets)."""
+        pred = self.predict(X)
+        y = np.asarray(y)
+        if self.loss.type == "SoftmaxLoss":
+            return float(np.mean(pred.argmax(axis=1).reshape(len(y), -1) == y.reshape(len(y), -1)))
+        y = y.reshape(pred.shape).astype(np.float64)
+        ss_res = float(((y - pred) ** 2).sum())
+        ss_tot = float(((y - y.mean(axis=0)) ** 2).sum())
+        return 1.0 - ss_res / ss_tot if ss_tot > 0 else float(ss_res == 0)
+
+
+__all__ = ["Estimator", "load_spec"]
