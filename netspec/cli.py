@@ -224,6 +224,41 @@ def data_mnist(src, out, shard_rows):
         click.echo(f"{split}: {path} ({totals[split]} examples)")
 
 
+@data.command("cifar10")
+@click.option("--from", "src", type=click.Path(), default=None,
+              help="folder with the binary or python batches, or the official .tar.gz; default "
+                   "$NETSPEC_CIFAR10_DIR, else download")
+@click.option("--out", default="data/cifar10", show_default=True, type=click.Path(file_okay=False))
+@click.option("--shard-rows", default=10000, show_default=True, type=click.IntRange(min=1))
+@friendly
+def data_cifar10(src, out, shard_rows):
+    """CIFAR-10 -> OUT/{train,test}.txt, HDF5 shards (data N×3×32×32 uint8, label) and OUT/mean.h5."""
+    from .datasets import cifar10
+
+    lists = cifar10.prepare(src, out, shard_rows, echo=lambda m: click.echo(m, err=True))
+    for split, (path, n) in lists.items():
+        click.echo(f"{split}: {path} ({n} examples)")
+    click.echo(f"mean: {out}/mean.h5")
+
+
+@data.command("arrays")
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="output folder")
+@click.option("--split", default="train", show_default=True, help="name of the list file (SPLIT.txt)")
+@click.option("--labels", type=click.Path(dir_okay=False), default=None, help=".npy of labels (for a .npy SOURCE)")
+@click.option("--data-key", default=None, help=".npz: name of the data array")
+@click.option("--label-key", default=None, help=".npz: name of the label array")
+@click.option("--label-column", default="-1", show_default=True, help=".csv: label column, or 'none'")
+@click.option("--shard-rows", default=10000, show_default=True, type=click.IntRange(min=1))
+@friendly
+def data_arrays(source, out, split, labels, data_key, label_key, label_column, shard_rows):
+    """A .npy, .npz or .csv file -> OUT/SPLIT.txt, HDF5 shards (data, label) and OUT/mean.h5."""
+    from .datasets import arrays
+
+    listing = arrays.prepare(source, out, split, labels, data_key, label_key, label_column, shard_rows)
+    click.echo(f"{split}: {listing}")
+
+
 def run():  # pragma: no cover - ``python -m netspec``
     main(prog_name="netspec")
 

@@ -10,6 +10,7 @@ import hashlib
 import os
 
 import h5py
+import numpy as np
 
 
 def md5sum(path: str, chunk: int = 1 << 20) -> str:
@@ -45,3 +46,30 @@ def write_shards(out_dir: str, split: str, arrays: dict, shard_rows: int = 10000
         fh.write("".join(x + "\n" for x in names))
     os.replace(listing + ".tmp", listing)
     return listing
+
+
+def write_stats(out_dir: str, data: np.ndarray) -> str:
+    """``mean.h5`` for the mean/std transforms: ``mean`` (one row's shape: the mean image), and per channel
+    (axis 1) ``channel_mean`` and ``channel_std`` — computed over the given (training) rows in float64."""
+    x = np.asarray(data)
+    path = os.path.join(out_dir, "mean.h5")
+    mean = np.zeros(x.shape[1:], np.float64)
+    for start in range(0, len(x), 5000):                     # in chunks: uint8 data may be large
+        mean += x[start:start + 5000].astype(np.float64).sum(axis=0)
+    mean /= len(x)
+    axes = (0,) + tuple(range(2, x.ndim))
+    ch_mean = mean.reshape(mean.shape[0], -1).mean(axis=1) if x.ndim > 1 else mean.reshape(1)
+    sq = np.zeros_like(ch_mean)
+    for start in range(0, len(x), 5000):
+        part = x[start:start + 5000].astype(np.float64)
+        if x.ndim > 1:
+            sq += ((part - ch_mean.reshape((1, -1) + (1,) * (x.ndim - 2))) ** 2).sum(axis=axes)
+        else:
+            sq += ((part - ch_mean) ** 2).sum()
+    count = len(x) * (int(np.prod(x.shape[2:])) if x.ndim > 2 else 1)
+    with h5py.File(path + ".tmp", "w") as f:
+        f["mean"] = mean.astype(np.float32)
+        f["channel_mean"] = ch_mean.astype(np.float32)
+        f["channel_std"] = np.sqrt(sq / count).astype(np.float32)
+    os.replace(path + ".tmp", path)
+    return path

@@ -1,7 +1,7 @@
 """MNIST: the four IDX files → ``data/mnist/{train,test}.txt`` + HDF5 shards.
 
 ``data`` is N×1×28×28 float32, pixels × 1/256 (Caffe's scale 0.00390625, so values lie in [0, 1));
-``label`` is N float32 (0..9).  The source is a local folder (``--from``, or the environment variable
+``label`` is N float32 (0..9); ``mean.h5`` holds the training set's mean image and channel mean/std.  The source is a local folder (``--from``, or the environment variable
 ``NETSPEC_MNIST_DIR``) holding the ``.gz`` files or their uncompressed twins; without one the files are
 downloaded from the canonical mirrors.  Either way every file is checked against its known MD5 and its
 IDX header, so a bad or truncated file is named and explained.
@@ -16,7 +16,7 @@ import urllib.request
 import numpy as np
 
 from ..errors import DataError
-from . import md5sum, write_shards
+from . import md5sum, write_shards, write_stats
 
 ENV_VAR = "NETSPEC_MNIST_DIR"
 SCALE = 0.00390625  # 1/256, Caffe's MNIST scale
@@ -118,4 +118,6 @@ def prepare(src: str | None, out: str = "data/mnist", shard_rows: int = 10000, p
         label = arrays["labels"].astype(np.float32)
         out_lists[split] = write_shards(out, split, {"data": data, "label": label}, shard_rows,
                                         progress=(lambda n, s=split: progress(s, n)) if progress else None)
+        if split == "train":
+            write_stats(out, data)
     return out_lists
