@@ -21,6 +21,7 @@ KERNELS = (
     "softmax_forward", "softmax_backward", "softmax_loss_forward", "softmax_loss_backward",
     "count_correct", "first_bad_label",
     "sgd_update", "nesterov_update", "adagrad_update", "rmsprop_update", "adadelta_update", "adam_update",
+    "mirror_images", "pad_crop_images", "rotate_images",
 )
 
 _BACKENDS = {"cpu": "netspec.backend.cpu"}

@@ -488,3 +488,61 @@ def compute_threads():
 
     from threadpoolctl import threadpool_limits
     return threadpool_limits(limits=int(os.environ.get("NETSPEC_BLAS_THREADS", "1")), user_api="blas")
+
+
+# ----------------------------------------------------------------------------------- data augmentation
+@njit(cache=True, nogil=True)
+def mirror_images(x, flip):
+    """Flip image n of ``x`` (N,C,H,W) left-right, in place, where ``flip[n]``."""
+    n_img, n_ch, h, w = x.shape
+    for n in range(n_img):
+        if not flip[n]:
+            continue
+        for c in range(n_ch):
+            for y in range(h):
+                for k in range(w // 2):
+                    t = x[n, c, y, k]
+                    x[n, c, y, k] = x[n, c, y, w - 1 - k]
+                    x[n, c, y, w - 1 - k] = t
+
+
+@njit(cache=True, nogil=True)
+def pad_crop_images(x, shift, work):
+    """Random crop with zero padding, in place: image n becomes its (H, W) window at offset
+    ``shift[n] = (dy, dx)`` (each in [−pad, pad]) of the zero-padded image."""
+    n_img, n_ch, h, w = x.shape
+    for n in range(n_img):
+        dy, dx = shift[n, 0], shift[n, 1]
+        work[...] = x[n]
+        for c in range(n_ch):
+            for y in range(h):
+                sy = y + dy
+                for k in range(w):
+                    sx = k + dx
+                    x[n, c, y, k] = work[c, sy, sx] if (sy >= 0 and sy < h and sx >= 0 and sx < w) else 0.0
+
+
+@njit(cache=True, nogil=True)
+def rotate_images(x, angles, work):
+    """Rotate image n by ``angles[n]`` radians about its centre, in place; bilinear, zero outside."""
+    n_img, n_ch, h, w = x.shape
+    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+    for n in range(n_img):
+        co, si = np.cos(angles[n]), np.sin(angles[n])
+        work[...] = x[n]
+        for y in range(h):
+            for k in range(w):
+                # the source of output pixel (y, k): rotate back by the angle
+                sy = co * (y - cy) - si * (k - cx) + cy
+                sx = si * (y - cy) + co * (k - cx) + cx
+                y0, x0 = int(np.floor(sy)), int(np.floor(sx))
+                fy, fx = sy - y0, sx - x0
+                for c in range(n_ch):
+                    acc = 0.0
+                    for oy in range(2):
+                        for ox in range(2):
+                            yy, xx = y0 + oy, x0 + ox
+                            if yy >= 0 and yy < h and xx >= 0 and xx < w:
+                                wt = (fy if oy else 1.0 - fy) * (fx if ox else 1.0 - fx)
+                                acc += wt * work[c, yy, xx]
+                    x[n, c, y, k] = acc

@@ -21,6 +21,7 @@ import numpy as np
 from .. import registry
 from ..errors import DataError
 from ..fields import Invalid, boolean, integer, param, string
+from ..transforms import transforms_param
 from .base import Layer
 
 
@@ -62,8 +63,25 @@ class _Source(Layer):
                 self.perm = np.arange(n)
         return unit
 
+    def _init_transforms(self, shape):
+        from ..transforms import build_transforms
+        self.transforms = build_transforms(self.p.transforms, self)
+        for t in self.transforms:
+            t.setup(shape)
+        self.train_random = self.ctx.phase == "train" and any(t.random for t in self.transforms)
+
+    def _apply_transforms(self, cursor):
+        if not self.transforms:
+            return
+        rng = (np.random.default_rng([self.ctx.seed, self._stream, 7, *cursor]) if self.train_random else None)
+        x = self.tops[0].data
+        for t in self.transforms:
+            if not t.random or self.train_random:
+                t.apply(x, rng)
+
     def forward(self):
         b = self.p.batch_size
+        cursor = (self.epoch, self.unit_pos, self.row_pos)
         filled, valid = 0, None
         while filled < b:
             unit = self._enter_unit()
@@ -83,6 +101,7 @@ class _Source(Layer):
                     if valid is None:
                         valid = filled
         self.ctx.batch_valid = valid if (valid is not None and self.ctx.phase == "test") else None
+        self._apply_transforms(cursor)
 
     def backward(self):
         pass
@@ -103,7 +122,9 @@ class _Source(Layer):
         self._loaded = None
 
     def _top_shapes(self):
-        return [(self.p.batch_size,) + tuple(s) for s in self.row_shapes]
+        shapes = [(self.p.batch_size,) + tuple(s) for s in self.row_shapes]
+        self._init_transforms(shapes[0])
+        return shapes
 
 
 @dataclass
@@ -112,6 +133,7 @@ class HDF5DataParams:
     batch_size: int = param(integer(lo=1), doc="rows per batch")
     shuffle: bool = param(boolean(), False, "visit the data in a new random order every epoch")
     chunk_rows: int = param(integer(lo=1), 16384, "rows read from disk at a time (memory bound of the layer)")
+    transforms: list = param(transforms_param, [], "transforms of the first top: scale, mean, std, mirror, crop, rotate")
 
 
 def resolve(path: str, base_dir: str) -> str:
@@ -221,6 +243,7 @@ class MemoryDataParams:
     data: dict = param(inline_arrays, doc="top name -> array (inline in YAML, or numpy arrays from Python)")
     batch_size: int = param(integer(lo=1), doc="rows per batch")
     shuffle: bool = param(boolean(), False, "visit the rows in a new random order every epoch")
+    transforms: list = param(transforms_param, [], "transforms of the first top: scale, mean, std, mirror, crop, rotate")
 
 
 @registry.layers.register("MemoryData")
