@@ -51,7 +51,9 @@ def _child(node, part, path, where):
         return node[part]
     if isinstance(node, list):
         return node[_index(node, part, path, where)]
-    raise SpecError([Problem(where, "", f"'{'.'.join(path[:-1])}' is not a mapping or list")])
+    whole = ".".join(path[:-1])
+    raise SpecError([Problem(where, "", f"'{whole}' is the value {node!r}, not a mapping or list; "
+                                        f"set it whole, e.g. --set {whole}=...")])
 
 
 def _index(items, part, path, where):
