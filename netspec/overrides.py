@@ -39,7 +39,9 @@ def apply_overrides(raw, overrides, filename: str):
             if isinstance(node, LDict):
                 node.key_lines[last] = f"--set {item}"   # problems with this value name the override
         else:
-            raise SpecError([Problem(where, "", f"'{'.'.join(parts[:-1])}' is not a mapping or list")])
+            whole = ".".join(parts[:-1])
+            raise SpecError([Problem(where, "", f"'{whole}' is the value {node!r}, not a mapping or list; "
+                                                f"set it whole, e.g. --set {whole}=...")])
     return raw
 
 
