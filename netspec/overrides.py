@@ -39,9 +39,7 @@ def apply_overrides(raw, overrides, filename: str):
             if isinstance(node, LDict):
                 node.key_lines[last] = f"--set {item}"   # problems with this value name the override
         else:
-            whole = ".".join(parts[:-1])
-            raise SpecError([Problem(where, "", f"'{whole}' is the value {node!r}, not a mapping or list; "
-                                                f"set it whole, e.g. --set {whole}=...")])
+            raise _not_container(parts[:-1], node, where)
     return raw
 
 
@@ -53,9 +51,13 @@ def _child(node, part, path, where):
         return node[part]
     if isinstance(node, list):
         return node[_index(node, part, path, where)]
-    whole = ".".join(path[:-1])
-    raise SpecError([Problem(where, "", f"'{whole}' is the value {node!r}, not a mapping or list; "
-                                        f"set it whole, e.g. --set {whole}=...")])
+    raise _not_container(path[:-1], node, where)
+
+
+def _not_container(path, node, where) -> SpecError:
+    whole = ".".join(path)
+    return SpecError([Problem(where, "", f"'{whole}' is the value {node!r}, not a mapping or list; "
+                                         f"set it whole, e.g. --set {whole}=...")])
 
 
 def _index(items, part, path, where):
