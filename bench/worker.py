@@ -25,6 +25,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def timed(step, seconds: float, batch: int) -> dict:
+    """Run ``step`` for about ``seconds``; images per second of ``batch``-sized steps."""
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        step()
+        n += 1
+    return {"img_s": n * batch / (time.perf_counter() - t0), "steps": n}
+
+
 def mnist_arrays(split):
     import h5py
     import numpy as np
@@ -75,12 +84,7 @@ def netspec_train(batch, data, seconds, first_only=False):
             return {"first_iter_s": first}
         for _ in range(3):
             solver.onestep_solve()
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            solver.onestep_solve()
-            n += 1
-        dt = time.perf_counter() - t0
-    return {"img_s": n * batch / dt, "steps": n}
+        return timed(solver.onestep_solve, seconds, batch)
 
 
 def netspec_infer(batch, data, seconds):
@@ -98,12 +102,7 @@ def netspec_infer(batch, data, seconds):
     with net.ctx.backend.compute_threads():
         for _ in range(2):
             net.forward()
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            net.forward()
-            n += 1
-        dt = time.perf_counter() - t0
-    return {"img_s": n * batch / dt, "steps": n}
+        return timed(net.forward, seconds, batch)
 
 
 # ------------------------------------------------------------------------------------------------ torch
@@ -159,12 +158,7 @@ def torch_train(batch, data, seconds, first_only=False):
         return {"first_iter_s": first}
     for _ in range(3):
         step()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        step()
-        n += 1
-    dt = time.perf_counter() - t0
-    return {"img_s": n * batch / dt, "steps": n}
+    return timed(step, seconds, batch)
 
 
 def torch_infer(batch, data, seconds):
@@ -175,18 +169,17 @@ def torch_infer(batch, data, seconds):
     model, _ = torch_model()
     model.eval()
     pos = 0
+
+    def step():
+        nonlocal pos
+        if pos + batch > len(X):
+            pos = 0
+        model(X[pos:pos + batch]).argmax(1)
+        pos += batch
     with torch.no_grad():
         for _ in range(2):
             model(X[:batch])
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            if pos + batch > len(X):
-                pos = 0
-            model(X[pos:pos + batch]).argmax(1)
-            pos += batch
-            n += 1
-        dt = time.perf_counter() - t0
-    return {"img_s": n * batch / dt, "steps": n}
+        return timed(step, seconds, batch)
 
 
 def main():
