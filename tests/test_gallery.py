@@ -76,11 +76,11 @@ def test_estimator_regression_score():
                          ids=lambda p: os.path.basename(p))
 def test_a_typo_in_any_config_gets_a_file_line_error(path, tmp_path):
     text = open(path).read()
-    m = re.search(r"\b(batch_size|output_dim|n_filter|max_iter)\b", text)
+    m = re.search(r"^(?!\s*#).*?\b(batch_size|output_dim|n_filter|max_iter)\b", text, re.MULTILINE)
     assert m, "every config has one of these keys"
-    line = text[:m.start()].count("\n") + 1
+    line = text[:m.start(1)].count("\n") + 1
     broken = tmp_path / os.path.basename(path)
-    broken.write_text(text[:m.start()] + m.group(1)[:-1] + "x" + text[m.end():])
+    broken.write_text(text[:m.start(1)] + m.group(1)[:-1] + "x" + text[m.end(1):])
     with pytest.raises(SpecError) as info:
         netspec.load_spec(str(broken))
     first = str(info.value).splitlines()[0]
