@@ -130,7 +130,6 @@ class Net:
                                 for p in self.params for sl in [chunk_slice(p.size, k, len(self.shards))]
                                 if sl.stop > sl.start] for k in range(len(self.shards))]
         self.data_layers = list(self.source_layers)
-        self.loss_layers = [layer for layer in self.layers if layer.has_loss]
         self._stat_layers = [layer for shard in self.shards for layer in shard.layers if layer.has_stats]
         if len(self.shards) > 1:
             self._barrier = threading.Barrier(len(self.shards))
@@ -381,15 +380,6 @@ class Net:
 
     def param_count(self) -> int:
         return int(sum(p.size for p in self.params))
-
-    def blob_bytes(self) -> int:
-        seen, total = set(), 0
-        for blob in self.blobs.values():
-            for a in (blob.data, blob.diff):
-                if a is not None and id(a) not in seen:
-                    seen.add(id(a))
-                    total += a.nbytes
-        return total
 
     def close(self):
         for layer in getattr(self, "source_layers", []):
