@@ -76,3 +76,22 @@ def test_real_mnist_conversion(tmp_path, monkeypatch):
     assert data.shape == (10000, 1, 28, 28) and data.dtype == np.float32
     assert data.min() == 0.0 and data.max() == pytest.approx(255 / 256) and data.max() < 1.0
     np.testing.assert_array_equal(np.bincount(label.astype(int)), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
+
+
+@have_real
+def test_download_falls_back_to_the_next_mirror_and_checks_md5(tmp_path, monkeypatch):
+    # file:// URLs stand in for the mirrors: the first has no files, the second has the real ones
+    monkeypatch.setattr(mnist, "MIRRORS", (f"file://{tmp_path}/empty/", f"file://{os.path.abspath(REAL)}/"))
+    monkeypatch.delenv(mnist.ENV_VAR, raising=False)
+    messages = []
+    lists = mnist.prepare(None, str(tmp_path / "m"), echo=messages.append)
+    assert sorted(lists) == ["test", "train"]
+    assert any("empty/train-images-idx3-ubyte.gz" in m for m in messages)
+    assert sorted(os.listdir(tmp_path / "m" / "raw")) == sorted(n + ".gz" for n in mnist.FILES)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in mnist.FILES:
+        (bad / (name + ".gz")).write_bytes(b"not mnist")
+    monkeypatch.setattr(mnist, "MIRRORS", (f"file://{bad}/",))
+    with pytest.raises(DataError, match=r"could not download train-images-idx3-ubyte.gz: file://.*: checksum mismatch"):
+        mnist.download(str(tmp_path / "raw2"), echo=lambda m: None)
