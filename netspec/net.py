@@ -115,7 +115,7 @@ class Net:
             raise
         self._plan_backward()
         main = self.shards[0]
-        self.layers = self.source_layers + main.layers          # shard 0 stands for all in reports
+        self.layers = self.data_layers + main.layers          # shard 0 stands for all in reports
         self.backward_layers = main.backward_layers
         seen, self.params = set(), []
         for layer in self.layers:
@@ -129,7 +129,6 @@ class Net:
         self._reduce_chunks = [[(p.diff.reshape(-1)[sl], [r.reshape(-1)[sl] for r in replicas[p.key]])
                                 for p in self.params for sl in [chunk_slice(p.size, k, len(self.shards))]
                                 if sl.stop > sl.start] for k in range(len(self.shards))]
-        self.data_layers = list(self.source_layers)
         self._stat_layers = [layer for shard in self.shards for layer in shard.layers if layer.has_stats]
         if len(self.shards) > 1:
             self._barrier = threading.Barrier(len(self.shards))
@@ -150,15 +149,15 @@ class Net:
     # ----------------------------------------------------------------------------------------- building
     def _build(self, order, want: int):
         self.blobs: dict[str, Blob] = {}
-        self.source_layers, self.shards = [], []
+        self.data_layers, self.shards = [], []      # data layers run once, on the full batch
         for ls in order:
             if ls.cls.is_source:
                 layer = ls.cls(ls, self.ctx)
-                self.source_layers.append(layer)
+                self.data_layers.append(layer)
                 layer.bottoms = []
                 shapes = layer.setup([])
                 layer.tops = [self._new_blob(name, shape) for name, shape in zip(ls.tops, shapes)]
-        n = self.source_layers[0].tops[0].shape[0] if self.source_layers and self.source_layers[0].tops else 0
+        n = self.data_layers[0].tops[0].shape[0] if self.data_layers and self.data_layers[0].tops else 0
         k = max(1, min(want, n)) if n else 1
         bounds = [round(i * n / k) for i in range(k + 1)]
         for i in range(k):
@@ -203,8 +202,7 @@ class Net:
                 if sharded and (not shape or shape[0] != rows):
                     raise _Unshardable(name)
                 if first:
-                    full_shape = (self.blobs[self.source_layers[0].tops[0].name].shape[0],) + shape[1:] \
-                        if sharded else shape
+                    full_shape = (shard.ctx.rows_total,) + shape[1:] if sharded else shape
                     if getattr(layer, "shares_data", False):
                         # an automatic split's tops carry the user's blob name (for messages)
                         src = self.blobs[ls.bottoms[0]]
@@ -252,7 +250,7 @@ class Net:
                 full = self.blobs[name]
                 if full.diff is not None and view is not full:
                     view.diff = full.diff[shard.rows]
-            for layer, ref, run in zip(shard.layers, main.layers, runs):
+            for layer, ref in zip(shard.layers, main.layers):
                 layer.propagate_down = list(ref.propagate_down)
             shard.backward_layers = [layer for layer, run in zip(reversed(shard.layers), reversed(runs)) if run]
 
@@ -305,7 +303,7 @@ class Net:
 
     def forward(self) -> float:
         """Run every layer forward; returns the objective Σ weight · loss (0 for a net without losses)."""
-        for layer in self.source_layers:
+        for layer in self.data_layers:
             layer.forward()
         self.run_on_shards(self._shard_forward)
         self.loss = sum(shard.loss for shard in self.shards)
@@ -319,7 +317,7 @@ class Net:
         """One training pass: forward and backward in every shard, then ``update(k)`` in shard k's thread
         (its part of the parameters, see :func:`chunk_slice`) unless the loss is not finite.  One hand-off
         to the shard threads per iteration; returns the loss."""
-        for layer in self.source_layers:
+        for layer in self.data_layers:
             layer.forward()
         self._update = update
         try:
@@ -331,7 +329,7 @@ class Net:
 
     def first_nonfinite(self):
         """(layer name, blob name) of the first layer whose output or loss is not finite, else None."""
-        for layer in self.source_layers:
+        for layer in self.data_layers:
             for t in layer.tops:
                 if not np.isfinite(t.data).all():
                     return layer.name, t.name
@@ -382,7 +380,7 @@ class Net:
         return int(sum(p.size for p in self.params))
 
     def close(self):
-        for layer in getattr(self, "source_layers", []):
+        for layer in getattr(self, "data_layers", []):
             if hasattr(layer, "close"):
                 layer.close()
         if self._pool is not None:

@@ -67,10 +67,9 @@ def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str = "/tmp/n
     solver = Solver(spec, nets=(train, None), out_dir=out_dir, log=lambda m: None)
     solver.coffee_breaks = []             # time the training step alone
     layer_acc = collections.Counter()
-    main = train.shards[0]
-    for layer in train.source_layers + main.layers:
+    for layer in train.layers:
         _wrap(layer, "forward", layer_acc)
-        if layer in main.backward_layers:
+        if layer in train.backward_layers:
             _wrap(layer, "backward", layer_acc)
     with timed_be.compute_threads(), np.errstate(over="ignore", invalid="ignore"):
         for _ in range(warmup):
@@ -85,7 +84,7 @@ def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str = "/tmp/n
     train.close()
     n = iterations
     layers = [(layer.name, layer.type_name, layer_acc[(layer.name, "forward")] / n,
-               layer_acc[(layer.name, "backward")] / n) for layer in train.source_layers + main.layers]
+               layer_acc[(layer.name, "backward")] / n) for layer in train.layers]
     fw = sum(f for _, _, f, _ in layers)
     bw = sum(b for _, _, _, b in layers)
     return {
