@@ -65,8 +65,7 @@ def layers(layer_type):
     """List the layer types, or the parameters of LAYER_TYPE (name, default, meaning)."""
     from . import registry
     from .fields import Invalid, describe
-    from .layers.base import bottom_count, top_count
-    from . import layers as _registered  # noqa: F401  (registers every layer type)
+    from .layers.base import bottom_count, top_count     # importing the layers package registers them
 
     if layer_type is None:
         for name, cls in registry.layers.items():
@@ -167,11 +166,12 @@ def train(config, resume, weights, out, overrides):
 def test(config, weights, overrides):
     """Evaluate a snapshot on the test-phase data of CONFIG: every loss and accuracy, over the whole set."""
     from .api import evaluate
+    from .coffee import format_stat
 
     stats, n = evaluate(config, weights, overrides=overrides)
     click.echo(f"{weights}: {n} examples")
     for k, v in stats.items():
-        click.echo(f"  {k} = {v:.4%}" if k.endswith("accuracy") else f"  {k} = {v:.6f}")
+        click.echo(f"  {format_stat(k, v)}")
 
 
 # ------------------------------------------------------------------------------------------------- time

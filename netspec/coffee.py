@@ -117,8 +117,13 @@ class ValidationPerformance(Schedule, CoffeeBreak):
         for k, v in stats.items():
             solver.lounge.record(f"test/{k}", solver.iteration, v)
         solver.on_validation(stats)
-        shown = "  ".join(f"{k} = {v:.4%}" if k.endswith("accuracy") else f"{k} = {v:.6f}" for k, v in stats.items())
+        shown = "  ".join(format_stat(k, v) for k, v in stats.items())
         solver.log(f"validation at iter {solver.iteration}: {shown}  ({n} examples)")
+
+
+def format_stat(key: str, value: float) -> str:
+    """``accuracy/accuracy = 99.1100%`` for accuracies, ``loss/loss = 0.031556`` for the rest."""
+    return f"{key} = {value:.4%}" if key.endswith("accuracy") else f"{key} = {value:.6f}"
 
 
 def evaluate_net(net) -> tuple[dict, int]:

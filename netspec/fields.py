@@ -164,7 +164,7 @@ def fields_of(cls):
     return [f for f in dataclasses.fields(cls) if "conv" in f.metadata]
 
 
-def build(cls, raw, where: Where, path: str, problems: list, skip=()):  # noqa: C901
+def build(cls, raw, where: Where, path: str, problems: list, skip=()):
     """Make ``cls`` from the mapping ``raw``; append every problem to ``problems``.
 
     Returns the instance, or ``None`` when a problem was found.  Keys in ``skip`` are left for the caller.

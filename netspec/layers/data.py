@@ -21,7 +21,7 @@ import numpy as np
 from .. import registry
 from ..errors import DataError
 from ..fields import Invalid, boolean, integer, param, string
-from ..transforms import transforms_param
+from ..transforms import build_transforms, transforms_param
 from .base import Layer
 
 
@@ -64,7 +64,6 @@ class _Source(Layer):
         return unit
 
     def _init_transforms(self, shape):
-        from ..transforms import build_transforms
         self.transforms = build_transforms(self.p.transforms, self)
         for t in self.transforms:
             t.setup(shape)
