@@ -35,7 +35,7 @@ from .yamlio import load_yaml
 class Estimator:
     def __init__(self, config, *, batch_size: int | None = None, overrides=(), out_dir: str | None = None,
                  log=None):
-        self.spec = self._load(config, overrides)
+        self.spec, self._added_data = self._load(config, overrides)
         self.batch_size, self.out_dir, self.log = batch_size, out_dir, log
         sources = [ls for ls in self.spec.layers if ls.cls.is_source and ls.in_phase("train")]
         if len(sources) != 1 or sources[0].type != "MemoryData" or len(sources[0].tops) != 2:
@@ -50,9 +50,10 @@ class Estimator:
         self._shared = None
 
     @staticmethod
-    def _load(config, overrides) -> NetSpec:
+    def _load(config, overrides) -> tuple[NetSpec, bool]:
+        """The spec, and whether a MemoryData layer was added to it."""
         if isinstance(config, NetSpec):
-            return copy.deepcopy(config)
+            return copy.deepcopy(config), False
         if isinstance(config, dict):
             raw, name = copy.deepcopy(config), "<dict>"
         else:
@@ -62,15 +63,16 @@ class Estimator:
             except FileNotFoundError:
                 raise SpecError([Problem(Where(name), "", "config file not found")]) from None
         layers = raw.get("layers") if isinstance(raw, dict) else None
-        if isinstance(layers, list) and not any(
-                isinstance(x, dict) and x.get("type") in registry.layers and registry.layers.get(x["type"]).is_source
-                for x in layers):
+        added = isinstance(layers, list) and not any(
+            isinstance(x, dict) and x.get("type") in registry.layers and registry.layers.get(x["type"]).is_source
+            for x in layers)
+        if added:
             layers.insert(0, {"name": "data", "type": "MemoryData", "batch_size": 1, "tops": ["data", "label"],
                               "data": {"data": [[0.0]], "label": [0.0]}})
         if overrides:
             from .overrides import apply_overrides
             raw = apply_overrides(raw, overrides, name)
-        return parse_spec(raw, name)
+        return parse_spec(raw, name), added
 
     # ---------------------------------------------------------------------------------------------- fit
     def _arrays(self, X, y=None):
@@ -90,7 +92,6 @@ class Estimator:
     def fit(self, X=None, y=None, *, max_iter: int | None = None, epochs: int | None = None) -> "Estimator":
         """Train on (X, y) — or, without them, on the config's own inline data — with the config's solver;
         ``epochs`` or ``max_iter`` override its length."""
-        from .solver import Solver
         spec = copy.copy(self.spec)
         if X is None:
             data = self.data_layer.params.data
@@ -98,7 +99,7 @@ class Estimator:
         else:
             data = self._arrays(X, y)
         params = dataclasses.replace(self.data_layer.params, data=data)
-        if self.batch_size is not None or self.data_layer.name == "data" and self.data_layer.params.batch_size == 1:
+        if self.batch_size is not None or self._added_data:
             params.batch_size = min(self.batch_size or 32, len(X))
         spec.layers = [dataclasses.replace(ls, params=params) if ls is self.data_layer else ls
                        for ls in spec.layers if ls.in_phase("train")]
@@ -111,16 +112,10 @@ class Estimator:
         if self.log is not None:
             from .coffee import TrainingSummary
             spec.coffee_breaks = [TrainingSummary(every_n_iter=max(1, sp.max_iter // 10))]
-        net = Net(spec, "train", shared=None)
-        try:
-            with tempfile.TemporaryDirectory(prefix="netspec-fit-") as tmp:
-                solver = Solver(spec, nets=(net, None), out_dir=self.out_dir or tmp, log=self.log or (lambda m: None))
-                with net.ctx.backend.compute_threads(), np.errstate(over="ignore", invalid="ignore"):
-                    solver.solve()
-        finally:
-            net.close()
-        self._shared = net.shared
-        self.solver = solver
+        from .api import train
+        with tempfile.TemporaryDirectory(prefix="netspec-fit-") as tmp:
+            self.solver = train(spec, out_dir=self.out_dir or tmp, log=self.log or (lambda m: None))
+        self._shared = self.solver.train_net.shared
         return self
 
     # ------------------------------------------------------------------------------------------ predict
