@@ -186,6 +186,7 @@ class Solver:
         self.method = registry.solvers.get(self.sp.method)()
         self.lr_policy, self.mom_policy = copy.deepcopy(self.sp.lr_policy), copy.deepcopy(self.sp.mom_policy)
         self.coffee_breaks = copy.deepcopy(spec.coffee_breaks)
+        self.spec_yaml = yaml.safe_dump(spec.to_plain(), sort_keys=False)   # the filled-in spec, for every file
         self.out_dir = out_dir or os.path.join("snapshots", spec.name)
         self.be = self.train_net.ctx.backend
         self.history = {p.key: [np.zeros_like(p.data) for _ in self.method.slots] for p in self.train_net.params}
@@ -239,7 +240,7 @@ class Solver:
         snap_io.check_writable(self.out_dir, nbytes)
         self.lounge = Lounge(os.path.join(self.out_dir, "statistics.h5"), merge=self.resumed)
         with open(os.path.join(self.out_dir, "spec.yaml"), "w") as fh:
-            yaml.safe_dump(self.spec.to_plain(), fh, sort_keys=False)
+            fh.write(self.spec_yaml)
         for cb in self.coffee_breaks:
             cb.init(self)
         if not self.resumed:
@@ -321,7 +322,7 @@ class Solver:
             history.setdefault(p.layer, {})[p.name] = {s: h for s, h in zip(self.method.slots, self.history[p.key])}
         return {
             "iteration": self.iteration,
-            "spec": yaml.safe_dump(self.spec.to_plain(), sort_keys=False),
+            "spec": self.spec_yaml,
             "params": params,
             "solver": {"method": self.sp.method, "iteration": self.iteration, "loss": self.loss,
                        "loss_ema": self.loss_ema, "history": history,
