@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+import yaml
 
 import netspec
 from netspec.errors import SpecError
@@ -70,6 +71,21 @@ def test_estimator_regression_score():
     assert net.fit(X, y).score(X, y) > 0.99
     with pytest.raises(netspec.DataError, match="fit: X has 200 rows but y has 3"):
         net.fit(X, y[:3])
+
+
+def test_large_arrays_from_python_are_named_not_written_into_the_filled_in_spec(tmp_path):
+    r = np.random.default_rng(2)
+    X, y = r.random((3000, 8)).astype(np.float32), r.integers(0, 2, 3000)
+    spec = netspec.load_spec({"layers": [
+        {"name": "d", "type": "MemoryData", "batch_size": 100, "tops": ["data", "label"],
+         "data": {"data": [[0.0] * 8], "label": [0]}},
+        {"type": "InnerProduct", "output_dim": 2, "bottoms": ["data"]}, {"type": "SoftmaxLoss"}],
+        "solver": {"max_iter": 2, "lr_policy": 0.1}})
+    spec.layer("d").params.data = {"data": X, "label": y}
+    netspec.train(spec, out_dir=str(tmp_path), log=lambda m: None)
+    data = yaml.safe_load(open(tmp_path / "spec.yaml"))["layers"][0]["data"]
+    assert data["data"] == "<float32 array of shape [3000, 8] given from Python>"
+    assert data["label"] == y.tolist()                # small enough to stay inline, as a YAML file holds it
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml"))),

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import registry
 from ..errors import DataError
-from ..fields import Invalid, boolean, integer, param, string
+from ..fields import Invalid, boolean, fields_plain, integer, param, string
 from ..transforms import build_transforms, transforms_param
 from .base import Layer
 
@@ -243,6 +243,19 @@ class MemoryDataParams:
     batch_size: int = param(integer(lo=1), doc="rows per batch")
     shuffle: bool = param(boolean(), False, "visit the rows in a new random order every epoch")
     transforms: list = param(transforms_param, [], "transforms of the first top: scale, mean, std, mirror, crop, rotate")
+
+    def to_plain(self) -> dict:
+        """The filled-in spec keeps small arrays inline (as a YAML file would hold them); an array given
+        from Python with more than :data:`INLINE_MAX` numbers is recorded by dtype and shape only, since
+        writing it as YAML lists would cost seconds and hundreds of MiB at every run."""
+        out = fields_plain(self)
+        out["data"] = {str(k): (np.asarray(v).tolist() if np.size(v) <= INLINE_MAX else
+                                f"<{np.asarray(v).dtype} array of shape {list(np.shape(v))} given from Python>")
+                       for k, v in self.data.items()}
+        return out
+
+
+INLINE_MAX = 10_000
 
 
 @registry.layers.register("MemoryData")
