@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-BLAS_CALLS = {"gemm"}
+BLAS_CALLS = {"gemm", "gemm_batched"}
 
 
 class TimedBackend:

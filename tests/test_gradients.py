@@ -24,6 +24,15 @@ CASES = {
          lambda r: [distinct((2, 3, 5, 4), r)], {}),
         ("no-bias-sigmoid", {"n_filter": 2, "kernel": 2, "bias": False, "neuron": "sigmoid"},
          lambda r: [r.standard_normal((1, 2, 3, 3))], {}),
+        # outputs of >= 256 pixels take the image-major layout (batched per-image GEMMs)
+        ("image-major", {"n_filter": 2, "kernel": 3, "weight_init": "gaussian", "bias_init": 0.1},
+         lambda r: [r.standard_normal((2, 1, 18, 18))], {}),
+        ("image-major-pad-relu", {"n_filter": 2, "kernel": [3, 2], "pad": 1, "neuron": "relu",
+                                  "weight_init": {"type": "gaussian", "std": 0.5}, "bias_init": 0.3},
+         lambda r: [distinct((2, 2, 16, 16), r)], {}),
+        ("image-major-no-bias-relu", {"n_filter": 2, "kernel": 2, "bias": False, "neuron": "relu",
+                                      "weight_init": {"type": "gaussian", "std": 0.5}},
+         lambda r: [distinct((1, 1, 17, 17), r)], {}),
     ],
     "Pooling": [
         ("max-2x2", {"kernel": 2, "stride": 2}, lambda r: [distinct((2, 2, 4, 4), r)], {}),
@@ -35,6 +44,9 @@ CASES = {
         ("flatten-4d", {"output_dim": 4}, lambda r: [r.standard_normal((3, 2, 2, 2))], {}),
         ("relu", {"output_dim": 5, "neuron": "relu", "bias_init": 0.1}, lambda r: [distinct((4, 6), r)], {}),
         ("tanh-no-bias", {"output_dim": 3, "neuron": "tanh", "bias": False}, lambda r: [r.standard_normal((2, 5))], {}),
+        # few rows, many outputs: computed as W xᵀ and written back transposed
+        ("transposed-relu", {"output_dim": 64, "neuron": "relu", "bias_init": 0.1}, lambda r: [distinct((3, 5), r)], {}),
+        ("transposed-no-bias", {"output_dim": 70, "bias": False}, lambda r: [r.standard_normal((2, 4))], {}),
     ],
     "ReLU": [("plain", {}, lambda r: [distinct((3, 4, 2), r)], {})],
     "Sigmoid": [("plain", {}, lambda r: [r.standard_normal((3, 5)) * 3], {})],

@@ -68,18 +68,32 @@ def test_conv_scatter_and_gather(rng):
     np.testing.assert_array_equal(dyt, (dy * (y > 0)).transpose(1, 0, 2).reshape(4, 15))
 
 
-def test_bias_kernels(rng):
-    y = rng.standard_normal((5, 3)).astype(F32)
+@pytest.mark.parametrize("p", [1, 4])
+def test_bias_kernels(p, rng):
+    y = rng.standard_normal((5, 3, p)).astype(F32)
     b = rng.standard_normal(3).astype(F32)
     out = y.copy()
     cpu.bias_forward(out, b, False)
-    np.testing.assert_allclose(out, y + b, rtol=1e-6)
+    np.testing.assert_allclose(out, y + b[:, None], rtol=1e-6)
     out = y.copy()
     cpu.bias_forward(out, b, True)
-    np.testing.assert_allclose(out, np.maximum(y + b, 0), rtol=1e-6)
+    np.testing.assert_allclose(out, np.maximum(y + b[:, None], 0), rtol=1e-6)
     db = np.full(3, np.nan, F32)
     cpu.bias_backward(y, db)
-    np.testing.assert_allclose(db, y.sum(0), rtol=1e-5)
+    np.testing.assert_allclose(db, y.sum(axis=(0, 2)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("geom", [(3, 3, 1, 1, 0, 0), (3, 2, 2, 1, 1, 0)])
+def test_image_major_unfolding_is_per_image_im2col(geom, rng):
+    x = rng.standard_normal((3, 2, 7, 6)).astype(F32)
+    ref, oh, ow = np_im2col(x, *geom)                    # (C·kh·kw, N·oh·ow)
+    col = np.full((3, ref.shape[0], oh * ow), np.nan, F32)
+    cpu.im2col_images(x, *geom, oh, ow, col)
+    np.testing.assert_array_equal(col, ref.reshape(ref.shape[0], 3, oh * ow).transpose(1, 0, 2))
+    dx, dx_ref = np.full(x.shape, np.nan, F32), np.full(x.shape, np.nan, F32)
+    cpu.col2im_images(col, *geom, oh, ow, dx)
+    cpu.col2im(ref, *geom, oh, ow, dx_ref)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-6)
 
 
 @pytest.mark.parametrize("geom", [(2, 2, 2, 2, 0, 0), (3, 3, 2, 2, 1, 1), (3, 2, 1, 2, 0, 1)])

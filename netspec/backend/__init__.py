@@ -3,7 +3,8 @@ context (``self.ctx.backend``), which today is :mod:`netspec.backend.cpu` (numba
 
 A backend is a module (or object) with
   * array allocation: ``zeros(shape, dtype)``,
-  * dense algebra: ``gemm(a, b, out)`` (``out = a @ b``; ``a``/``b`` may be transposed views),
+  * dense algebra: ``gemm(a, b, out)`` (``out = a @ b``; ``a``/``b`` may be transposed views) and
+    ``gemm_batched(a, b, out)`` (``out[i] = a[i] @ b[i]``; a 2-D operand serves every i),
   * the kernels listed in :data:`KERNELS`, each with the signature documented in ``cpu.py``,
   * ``compute_threads()``: a context manager that sets up threads for running nets.
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import importlib
 
 KERNELS = (
-    "im2col", "col2im", "conv_scatter", "conv_gather", "bias_forward", "bias_backward",
+    "im2col", "col2im", "im2col_images", "col2im_images", "conv_scatter", "conv_gather", "bias_forward", "bias_backward",
     "maxpool_forward", "maxpool2x2_forward", "maxpool_backward", "avepool_forward", "avepool_backward",
     "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
     "tanh_forward", "tanh_backward", "dropout_forward", "dropout_backward",
@@ -33,7 +34,7 @@ def get(name: str = "cpu"):
         module = importlib.import_module(_BACKENDS[name])
     except KeyError:
         raise ValueError(f"unknown backend '{name}'; known: {', '.join(_BACKENDS)}") from None
-    missing = [k for k in KERNELS + ("zeros", "gemm", "compute_threads") if not hasattr(module, k)]
+    missing = [k for k in KERNELS + ("zeros", "gemm", "gemm_batched", "compute_threads") if not hasattr(module, k)]
     if missing:
         raise ImportError(f"backend '{name}' lacks {', '.join(missing)}")
     return module

@@ -24,6 +24,12 @@ def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     return np.dot(a, b, out=out)
 
 
+def gemm_batched(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out[i] = a[i] @ b[i]`` over stacked matrices, one BLAS call each (a 2-D operand serves every i);
+    operands may be transposed views."""
+    return np.matmul(a, b, out=out)
+
+
 # ------------------------------------------------------------------------------------------ convolution
 @njit(cache=True, nogil=True)
 def im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, col):
@@ -130,23 +136,44 @@ def conv_gather(dy, y, relu, dyt, db, use_bias):
 
 @njit(cache=True, nogil=True)
 def bias_forward(y, bias, relu):
-    """``y[n, f] += bias[f]`` on a (N, F) output, then max(·, 0) if ``relu`` (InnerProduct's epilogue)."""
-    n_rows, n_f = y.shape
+    """``y[n, f, p] += bias[f]`` on a (N, F, P) output, then max(·, 0) if ``relu``: the epilogue of
+    InnerProduct (P = 1) and of an image-major convolution, whose GEMMs write N×F×P directly."""
+    n_rows, n_f, p = y.shape
     for n in range(n_rows):
         for f in range(n_f):
-            v = y[n, f] + bias[f]
-            if relu and v < 0.0:
-                v = 0.0
-            y[n, f] = v
+            b = bias[f]
+            for k in range(p):
+                v = y[n, f, k] + b
+                if relu and v < 0.0:
+                    v = 0.0
+                y[n, f, k] = v
 
 
 @njit(cache=True, nogil=True)
 def bias_backward(dy, db):
-    """``db[f] = Σ_n dy[n, f]`` (a bias gradient over the rows of a (N, F) gradient)."""
+    """``db[f] = Σ_{n,p} dy[n, f, p]``: a bias gradient over a (N, F, P) gradient (P = 1 for InnerProduct)."""
     db[:] = 0.0
     for n in range(dy.shape[0]):
         for f in range(dy.shape[1]):
-            db[f] += dy[n, f]
+            acc = 0.0
+            for k in range(dy.shape[2]):
+                acc += dy[n, f, k]
+            db[f] += acc
+
+
+@njit(cache=True, nogil=True)
+def im2col_images(x, kh, kw, sh, sw, ph, pw, oh, ow, col):
+    """Image-major unfolding: ``col[n]`` (C·kh·kw, oh·ow) is :func:`im2col` of image n alone, so a batched
+    GEMM ``W @ col[n]`` writes image n's output (F, oh·ow) straight into an N×F×H×W top."""
+    for n in range(x.shape[0]):
+        im2col(x[n:n + 1], kh, kw, sh, sw, ph, pw, oh, ow, col[n])
+
+
+@njit(cache=True, nogil=True)
+def col2im_images(col, kh, kw, sh, sw, ph, pw, oh, ow, dx):
+    """The adjoint of :func:`im2col_images`."""
+    for n in range(dx.shape[0]):
+        col2im(col[n], kh, kw, sh, sw, ph, pw, oh, ow, dx[n:n + 1])
 
 
 # ---------------------------------------------------------------------------------------------- pooling

@@ -18,6 +18,7 @@ from .learnable import LearnableParams, add_weight_and_bias
 
 
 COL_BUDGET = 4 << 20   # bytes of unfolded input per group of images in the test phase
+IMAGE_MAJOR_PIXELS = 256   # output pixels per image from which per-image GEMMs beat one batch-wide GEMM
 
 
 def conv_out(size: int, kernel: int, stride: int, pad: int) -> int:
@@ -48,9 +49,16 @@ def _expect_4d(layer, bottom):
 
 @registry.layers.register("Convolution")
 class ConvolutionLayer(NeuronMixin, Layer):
-    """y = W ∗ x + b (cross-correlation, as in Caffe) as one GEMM over the whole batch:
-    ``W (F, C·kh·kw) @ im2col(x) (C·kh·kw, N·oh·ow)``, then scattered to N×F×oh×ow with the bias
-    (and a fused ReLU when ``neuron: relu``)."""
+    """y = W ∗ x + b (cross-correlation, as in Caffe) as GEMMs over unfolded inputs, in one of two layouts
+    chosen from the shapes (the choice is a pure function of them, so results repeat run to run):
+
+    * batch-major (small outputs, e.g. LeNet's conv2, 8×8): one GEMM for the whole batch,
+      ``W (F, C·kh·kw) @ im2col(x) (C·kh·kw, N·oh·ow)``, scattered to N×F×oh×ow with the bias (and a fused
+      ReLU when ``neuron: relu``); backward gathers the top's gradient back into that layout;
+    * image-major (outputs of at least :data:`IMAGE_MAJOR_PIXELS` pixels, e.g. conv1, 24×24): a batched GEMM
+      ``W @ col[n]`` per image writes the top directly, and backward reads the top's gradient in place —
+      no scatter or gather, and GEMMs that run at full speed although C·kh·kw is tiny.
+    """
 
     Params = ConvolutionParams
 
@@ -67,17 +75,24 @@ class ConvolutionLayer(NeuronMixin, Layer):
         self.weight, self.bias_p = add_weight_and_bias(self, (p.n_filter, c, kh, kw), p.n_filter)
         self.init_neuron()
         self.fused_relu = p.neuron == "relu"
-        ckk = c * kh * kw
+        self.image_major = oh * ow >= IMAGE_MAJOR_PIXELS
+        ckk, n_f = c * kh * kw, p.n_filter
         # Training keeps the unfolded input of the whole batch for the weight gradient.  The test phase has
         # no backward: it unfolds a group of images at a time into a small, cache-sized buffer.
         per_image = ckk * oh * ow * np.dtype(self.dtype).itemsize
         self.group = n if self.ctx.phase == "train" else max(1, min(n, COL_BUDGET // per_image))
-        npix = self.group * oh * ow
-        self.col = self.alloc((ckk, npix))          # im2col of the input; reused as d(col) in backward
-        self.tmp = self.alloc((p.n_filter, npix))   # GEMM output in forward, gathered top diff in backward
         self.no_bias = self.alloc((1,))
-        self.dw_t = self.alloc((ckk, p.n_filter))  # dWᵀ = col @ dyᵀ: BLAS's fastest orientation for these shapes
-        return [(n, p.n_filter, oh, ow)]
+        if self.image_major:
+            self.col = self.alloc((self.group, ckk, oh * ow))      # col[n]: image n unfolded; d(col) in backward
+            train = self.ctx.phase == "train"
+            self.dw_n = self.alloc((n, n_f, ckk) if train else (1,))   # per-image weight gradients, summed
+            self.dy_relu = self.alloc((n, n_f, oh * ow) if train and self.fused_relu else (1,))
+        else:
+            npix = self.group * oh * ow
+            self.col = self.alloc((ckk, npix))          # im2col of the input; reused as d(col) in backward
+            self.tmp = self.alloc((n_f, npix))          # GEMM output in forward, gathered top diff in backward
+            self.dw_t = self.alloc((ckk, n_f))          # dWᵀ = col @ dyᵀ: BLAS's fastest orientation here
+        return [(n, n_f, oh, ow)]
 
     def forward(self):
         be, (kh, kw, sh, sw, ph, pw, oh, ow) = self.be, self.geom
@@ -87,14 +102,23 @@ class ConvolutionLayer(NeuronMixin, Layer):
         n, g = x.shape[0], self.group
         for start in range(0, n, g):
             stop = min(n, start + g)
+            y3 = y[start:stop].reshape(stop - start, y.shape[1], -1)
+            if self.image_major:
+                col = self.col[:stop - start]
+                be.im2col_images(x[start:stop], kh, kw, sh, sw, ph, pw, oh, ow, col)
+                be.gemm_batched(w2, col, y3)
+                if self.bias_p is not None:
+                    be.bias_forward(y3, bias, self.fused_relu)
+                elif self.fused_relu:
+                    be.relu_forward(y3.reshape(-1), y3.reshape(-1))
+                continue
             cols = (stop - start) * oh * ow
             col, tmp = (self.col, self.tmp) if stop - start == g else (
                 self.col.reshape(-1)[:self.col.shape[0] * cols].reshape(-1, cols),      # contiguous prefixes
                 self.tmp.reshape(-1)[:self.tmp.shape[0] * cols].reshape(-1, cols))
             be.im2col(x[start:stop], kh, kw, sh, sw, ph, pw, oh, ow, col)
             be.gemm(w2, col, tmp)
-            be.conv_scatter(tmp, bias, self.bias_p is not None, self.fused_relu,
-                            y[start:stop].reshape(stop - start, y.shape[1], -1))
+            be.conv_scatter(tmp, bias, self.bias_p is not None, self.fused_relu, y3)
         if not self.fused_relu:
             self.neuron_forward()
 
@@ -103,14 +127,27 @@ class ConvolutionLayer(NeuronMixin, Layer):
         top = self.tops[0]
         if not self.fused_relu:
             self.neuron_backward()
-        n_f = top.shape[1]
+        n, n_f = top.shape[0], top.shape[1]
+        dy, y = top.diff.reshape(n, n_f, -1), top.data.reshape(n, n_f, -1)
         db = self.bias_p.diff if self.bias_p is not None else self.no_bias
-        be.conv_gather(top.diff.reshape(top.shape[0], n_f, -1), top.data.reshape(top.shape[0], n_f, -1),
-                       self.fused_relu, self.tmp, db, self.bias_p is not None)
+        w2 = self.weight.data.reshape(n_f, -1)
+        if self.image_major:
+            if self.fused_relu:
+                be.relu_backward(y.reshape(-1), dy.reshape(-1), self.dy_relu.reshape(-1))
+                dy = self.dy_relu
+            if self.bias_p is not None:
+                be.bias_backward(dy, db)
+            be.gemm_batched(dy, self.col.transpose(0, 2, 1), self.dw_n)
+            np.sum(self.dw_n, axis=0, out=self.weight.diff.reshape(n_f, -1))
+            if self.propagate_down[0]:
+                be.gemm_batched(w2.T, dy, self.col)
+                be.col2im_images(self.col, kh, kw, sh, sw, ph, pw, oh, ow, self.bottoms[0].diff)
+            return
+        be.conv_gather(dy, y, self.fused_relu, self.tmp, db, self.bias_p is not None)
         be.gemm(self.col, self.tmp.T, self.dw_t)
         self.weight.diff.reshape(n_f, -1)[...] = self.dw_t.T
         if self.propagate_down[0]:
-            be.gemm(self.weight.data.reshape(n_f, -1).T, self.tmp, self.col)
+            be.gemm(w2.T, self.tmp, self.col)
             be.col2im(self.col, kh, kw, sh, sw, ph, pw, oh, ow, self.bottoms[0].diff)
 
 
