@@ -128,3 +128,13 @@ def test_dropout_train_drops_and_scales_test_passes_through(rng):
     te = make_layer("Dropout", {"ratio": 0.4}, [x], phase="test")
     te.forward()
     np.testing.assert_array_equal(te.tops[0].data, x)
+
+
+def test_convolution_folds_its_input_gradient_back_in_groups(monkeypatch):
+    import netspec.layers.conv as conv
+    monkeypatch.setattr(conv, "DCOL_BUDGET", 1)        # one image per group
+    rng = np.random.default_rng(7)
+    layer = make_layer("Convolution", {"n_filter": 3, "kernel": 2, "weight_init": "gaussian"},
+                       [rng.standard_normal((3, 2, 4, 4))])
+    assert layer.dcol_group == 1 and not layer.image_major
+    check_gradient("Convolution", layer=layer)

@@ -18,6 +18,7 @@ from .learnable import LearnableParams, add_weight_and_bias
 
 
 COL_BUDGET = 4 << 20   # bytes of unfolded input per group of images in the test phase
+DCOL_BUDGET = 1 << 20  # bytes of d(col) per group of images in backward (stays in cache for col2im)
 IMAGE_MAJOR_PIXELS = 256   # output pixels per image from which per-image GEMMs beat one batch-wide GEMM
 
 
@@ -94,6 +95,7 @@ class ConvolutionLayer(NeuronMixin, Layer):
             # F = 50 filters as the short side, BLAS runs colᵀ Wᵀ and col·tmp ~10% faster than W·col
             self.tmp = self.alloc((npix, n_f))
             self.dw_t = self.alloc((ckk, n_f))          # dWᵀ = col @ tmp
+            self.dcol_group = max(1, min(n, DCOL_BUDGET // per_image))
         return [(n, n_f, oh, ow)]
 
     def forward(self):
@@ -153,10 +155,14 @@ class ConvolutionLayer(NeuronMixin, Layer):
         if self.fused_relu:
             be.gemm(w2.T, self.tmp.T, self.col)
             be.col2im(self.col, kh, kw, sh, sw, ph, pw, oh, ow, self.bottoms[0].diff)
-        else:   # d(col) image by image from the top's gradient as it lies: faster than one GEMM with K = F
-            col = self.col.reshape(n, -1, oh * ow)
-            be.gemm_batched(w2.T, dy, col)
-            be.col2im_images(col, kh, kw, sh, sw, ph, pw, oh, ow, self.bottoms[0].diff)
+        else:   # d(col) image by image from the top's gradient as it lies (faster than one GEMM with K = F),
+            # a cache-sized group at a time, folded back before the next group overwrites it
+            dx, g = self.bottoms[0].diff, self.dcol_group
+            col = self.col.reshape(-1)[:g * self.col.shape[0] * oh * ow].reshape(g, -1, oh * ow)
+            for start in range(0, n, g):
+                stop = min(n, start + g)
+                be.gemm_batched(w2.T, dy[start:stop], col[:stop - start])
+                be.col2im_images(col[:stop - start], kh, kw, sh, sw, ph, pw, oh, ow, dx[start:stop])
 
 
 @dataclass
