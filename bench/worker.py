@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import sys
 import time
 
@@ -26,12 +27,16 @@ def peak_rss_mb() -> float:
 
 
 def timed(step, seconds: float, batch: int) -> dict:
-    """Run ``step`` for about ``seconds``; images per second of ``batch``-sized steps."""
-    n, t0 = 0, time.perf_counter()
+    """Run ``step`` for about ``seconds``.  ``img_s``: images per second over the whole window;
+    ``img_s_median_step``: ``batch`` over the median step time, which the host's periodic stalls of this
+    shared VM (10–60 ms every second or so, seen in a plain two-thread GEMM loop too) do not move."""
+    times, t0 = [], time.perf_counter()
     while time.perf_counter() - t0 < seconds:
+        t = time.perf_counter()
         step()
-        n += 1
-    return {"img_s": n * batch / (time.perf_counter() - t0), "steps": n}
+        times.append(time.perf_counter() - t)
+    return {"img_s": len(times) * batch / (time.perf_counter() - t0), "steps": len(times),
+            "img_s_median_step": batch / statistics.median(times)}
 
 
 def mnist_arrays(split):
