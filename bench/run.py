@@ -1,6 +1,6 @@
 """LeNet: netspec against PyTorch on this CPU, interleaved A B A B, each measurement in a fresh process.
 
-    python bench/run.py [--rounds 3] [--seconds 5] [--quick] [--accuracy]
+    python bench/run.py [--rounds 5] [--seconds 4] [--quick] [--accuracy]
 
 Prints medians of each figure and the median of the same-round ratios netspec / PyTorch (higher is better
 for throughput, lower for memory and start-up).  --accuracy also trains the full recipe with both
@@ -39,8 +39,8 @@ def blas_info() -> str:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--quick", action="store_true", help="only train batch 64 on random data")
     ap.add_argument("--accuracy", action="store_true", help="also train the full recipe with both (~10 min)")
     a = ap.parse_args()
