@@ -14,6 +14,8 @@ import time
 import numpy as np
 
 BLAS_CALLS = {"gemm", "gemm_batched"}
+BLOCK = 5      # iterations per block; untimed and timed blocks alternate, and each figure is the median
+               # over blocks (this VM stalls any two-thread load for 10-60 ms about every 1.4 s)
 
 
 class TimedBackend:
@@ -22,6 +24,7 @@ class TimedBackend:
     def __init__(self, inner):
         self._inner = inner
         self._local = threading.local()
+        self.active = False                # off: the plain functions, for the untimed iterations
 
     def account(self) -> collections.Counter:
         if not hasattr(self._local, "acc"):
@@ -30,7 +33,7 @@ class TimedBackend:
 
     def __getattr__(self, name):
         fn = getattr(self._inner, name)
-        if not callable(fn) or name in ("zeros", "compute_threads"):
+        if not self.active or not callable(fn) or name in ("zeros", "compute_threads"):
             return fn
         kind = "blas" if name in BLAS_CALLS else "numba"
 
@@ -43,10 +46,12 @@ class TimedBackend:
         return timed
 
 
-def _wrap(layer, verb, acc):
+def _wrap(layer, verb, acc, backend):
     inner = getattr(layer, verb)
 
     def timed():
+        if not backend.active:
+            return inner()
         t0 = time.perf_counter()
         inner()
         acc[(layer.name, verb)] += time.perf_counter() - t0
@@ -54,8 +59,10 @@ def _wrap(layer, verb, acc):
 
 
 def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str = "/tmp/netspec-time") -> dict:
-    """Run ``warmup`` + ``iterations`` training steps; returns per-layer and per-kind timings (seconds per
-    iteration) and the throughput."""
+    """Run ``warmup`` training steps, then ``iterations`` untimed ones (the step as ``netspec train`` runs
+    it) and ``iterations`` with every layer and backend call timed, in alternating blocks of :data:`BLOCK`
+    so that both see the same machine; returns per-layer and per-kind timings (seconds per iteration,
+    medians over the blocks) and both throughputs."""
     from . import backend as backends
     from .net import build_nets
     from .solver import Solver
@@ -68,42 +75,54 @@ def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str = "/tmp/n
     solver.coffee_breaks = []             # time the training step alone
     layer_acc = collections.Counter()
     for layer in train.layers:
-        _wrap(layer, "forward", layer_acc)
+        _wrap(layer, "forward", layer_acc, timed_be)
         if layer in train.backward_layers:
-            _wrap(layer, "backward", layer_acc)
+            _wrap(layer, "backward", layer_acc, timed_be)
+    blocks = {False: [], True: []}        # per block: {quantity: seconds per iteration}
     with timed_be.compute_threads(), np.errstate(over="ignore", invalid="ignore"):
         for _ in range(warmup):
             solver.onestep_solve()
-        layer_acc.clear()
-        timed_be.account().clear()
-        t_start = time.perf_counter()
-        for _ in range(iterations):
-            solver.onestep_solve()            # exactly the training step of `netspec train`
-        total = time.perf_counter() - t_start
-    kinds = timed_be.account()        # the calling thread = shard 0 (plus the update)
+        for start in range(0, iterations, BLOCK):
+            count = min(BLOCK, iterations - start)
+            for timed in (False, True):
+                layer_acc.clear()
+                timed_be.account().clear()
+                timed_be.active = timed
+                t_start = time.perf_counter()
+                for _ in range(count):
+                    solver.onestep_solve()    # exactly the training step of `netspec train`
+                block = {"step": time.perf_counter() - t_start, **timed_be.account(), **layer_acc}
+                blocks[timed].append({k: v / count for k, v in block.items()})
+        timed_be.active = False
     train.close()
-    n = iterations
-    layers = [(layer.name, layer.type_name, layer_acc[(layer.name, "forward")] / n,
-               layer_acc[(layer.name, "backward")] / n) for layer in train.layers]
+
+    def median(timed, key):
+        return float(np.median([b.get(key, 0.0) for b in blocks[timed]]))
+
+    layers = [(layer.name, layer.type_name, median(True, (layer.name, "forward")),
+               median(True, (layer.name, "backward"))) for layer in train.layers]
     fw = sum(f for _, _, f, _ in layers)
     bw = sum(b for _, _, _, b in layers)
+    total, untimed = median(True, "step"), median(False, "step")
     return {
-        "layers": layers, "forward": fw, "backward": bw, "other": max(0.0, total / n - fw - bw),
-        "total": total / n, "img_s": train.batch_size * n / total, "batch": train.batch_size,
-        "shards": len(train.shards), "blas": kinds["blas"] / n, "numba": kinds["numba"] / n,
+        "layers": layers, "forward": fw, "backward": bw, "other": max(0.0, total - fw - bw),
+        "total": total, "img_s": train.batch_size / total, "batch": train.batch_size,
+        "untimed": untimed, "untimed_img_s": train.batch_size / untimed,
+        "shards": len(train.shards), "blas": median(True, "blas"), "numba": median(True, "numba"),
     }
 
 
 def format_timing(res: dict, name: str) -> str:
     ms = 1e3
-    lines = [f"{name}: {res['batch']} images per iteration, {res['shards']} shard(s); average over the timed iterations",
+    lines = [f"{name}: {res['batch']} images per iteration, {res['shards']} shard(s); per iteration, medians over blocks of {BLOCK} iterations",
              f"{'layer':<14} {'type':<14} {'forward ms':>11} {'backward ms':>12} {'total ms':>9}"]
     for lname, ltype, f, b in res["layers"]:
         lines.append(f"{lname:<14} {ltype:<14} {f * ms:>11.3f} {b * ms:>12.3f} {(f + b) * ms:>9.3f}")
     lines.append("")
     lines.append(f"layers: forward {res['forward'] * ms:.2f} ms + backward {res['backward'] * ms:.2f} ms; "
                  f"gradient reduction, update and hand-offs {res['other'] * ms:.2f} ms")
-    lines.append(f"training step {res['total'] * ms:.2f} ms per iteration -> {res['img_s']:,.0f} img/s")
+    lines.append(f"training step {res['untimed'] * ms:.2f} ms per iteration -> {res['untimed_img_s']:,.0f} img/s "
+                 f"(as `netspec train` runs it); {res['total'] * ms:.2f} ms with every call timed")
     step = res["total"]
     other = max(0.0, step - res["blas"] - res["numba"])
     lines.append(f"time in shard 0's thread: BLAS {res['blas'] / step:.0%}, numba kernels {res['numba'] / step:.0%}, "
