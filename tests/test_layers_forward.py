@@ -90,16 +90,17 @@ def test_convolution_matches_direct_numpy():
     np.testing.assert_allclose(layer.tops[0].data, ref, rtol=1e-12, atol=1e-12)
 
 
-def test_convolution_test_phase_groups_images_with_the_same_result(monkeypatch):
+@pytest.mark.parametrize("size,image_major", [(6, False), (16, True)])
+def test_convolution_test_phase_groups_images_with_the_same_result(monkeypatch, size, image_major):
     from netspec.layers import conv
     r = np.random.default_rng(1)
-    x = r.standard_normal((7, 2, 6, 6))
+    x = r.standard_normal((7, 2, size, size))
     params = {"n_filter": 3, "kernel": 3, "pad": 1, "neuron": "relu", "bias_init": 0.1}
     whole = make_layer("Convolution", params, [x], phase="train")
     whole.forward()
-    monkeypatch.setattr(conv, "COL_BUDGET", 2 * 18 * 36 * 8)     # two images per group, 7 = 2+2+2+1
+    monkeypatch.setattr(conv, "COL_BUDGET", 2 * 18 * size * size * 8)     # two images per group, 7 = 2+2+2+1
     grouped = make_layer("Convolution", params, [x], phase="test")
-    assert grouped.group == 2
+    assert grouped.group == 2 and grouped.image_major == whole.image_major == image_major
     grouped.forward()
     np.testing.assert_allclose(grouped.tops[0].data, whole.tops[0].data, rtol=1e-12)
 
