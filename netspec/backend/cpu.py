@@ -100,30 +100,24 @@ def col2im(col, kh, kw, sh, sw, ph, pw, oh, ow, dx):
 
 
 @njit(cache=True, nogil=True)
-def conv_scatter(tmp, pixel_rows, bias, use_bias, relu, y):
-    """GEMM output to N×F×P with the bias (then max(·, 0) if ``relu``): ``y[n, f, p] = t[f, n·P + p] + bias[f]``
-    where ``t`` is ``tmp`` (F, N·P), or ``tmp`` transposed if ``pixel_rows`` (``tmp`` is (N·P, F))."""
+def conv_scatter(tmp, bias, use_bias, relu, y):
+    """``y[n, f, p] = tmp[f, n·P + p] + bias[f]`` (then max(·, 0) if ``relu``): GEMM output to N×F×P."""
     n_img, n_f, p = y.shape
     for n in range(n_img):
-        if pixel_rows:
-            for k in range(p):
-                row = n * p + k
-                for f in range(n_f):
-                    v = tmp[row, f] + (bias[f] if use_bias else 0.0)
-                    y[n, f, k] = 0.0 if relu and v < 0.0 else v
-            continue
         for f in range(n_f):
             b = bias[f] if use_bias else 0.0
             for k in range(p):
                 v = tmp[f, n * p + k] + b
-                y[n, f, k] = 0.0 if relu and v < 0.0 else v
+                if relu and v < 0.0:
+                    v = 0.0
+                y[n, f, k] = v
 
 
 @njit(cache=True, nogil=True)
-def conv_gather(dy, y, relu, tmp, pixel_rows, db, use_bias):
-    """The transpose of :func:`conv_scatter`, feeding the backward GEMMs: ``t[f, n·P + p] = dy[n, f, p]``
-    (times [y > 0] if ``relu``, the fused ReLU's derivative) with ``t`` as there; and, if ``use_bias``,
-    the bias gradient ``db[f] = Σ_{n,p} t[f, n·P + p]`` in the same pass."""
+def conv_gather(dy, y, relu, dyt, db, use_bias):
+    """``dyt[f, n·P + p] = dy[n, f, p]`` (times [y > 0] if ``relu``): the transpose of
+    :func:`conv_scatter`, feeding the backward GEMMs, with the fused ReLU's derivative; and, if
+    ``use_bias``, the bias gradient ``db[f] = Σ_{n,p} dyt[f, n·P + p]`` in the same pass."""
     n_img, n_f, p = dy.shape
     if use_bias:
         db[:] = 0.0
@@ -134,10 +128,7 @@ def conv_gather(dy, y, relu, tmp, pixel_rows, db, use_bias):
                 g = dy[n, f, k]
                 if relu and y[n, f, k] <= 0.0:
                     g = 0.0
-                if pixel_rows:
-                    tmp[n * p + k, f] = g
-                else:
-                    tmp[f, n * p + k] = g
+                dyt[f, n * p + k] = g
                 acc += g
             if use_bias:
                 db[f] += acc

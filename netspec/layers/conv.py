@@ -91,10 +91,8 @@ class ConvolutionLayer(NeuronMixin, Layer):
         else:
             npix = self.group * oh * ow
             self.col = self.alloc((ckk, npix))          # im2col of the input; reused as d(col) in backward
-            # GEMM output in forward and gathered top diff in backward, one row per output pixel: with
-            # F = 50 filters as the short side, BLAS runs colᵀ Wᵀ and col·tmp ~10% faster than W·col
-            self.tmp = self.alloc((npix, n_f))
-            self.dw_t = self.alloc((ckk, n_f))          # dWᵀ = col @ tmp
+            self.tmp = self.alloc((n_f, npix))          # GEMM output in forward, gathered top diff in backward
+            self.dw_t = self.alloc((ckk, n_f))          # dWᵀ = col @ tmpᵀ: BLAS's fastest orientation here
             self.dcol_group = max(1, min(n, DCOL_BUDGET // per_image))
         return [(n, n_f, oh, ow)]
 
@@ -119,10 +117,10 @@ class ConvolutionLayer(NeuronMixin, Layer):
             cols = (stop - start) * oh * ow
             col, tmp = (self.col, self.tmp) if stop - start == g else (
                 self.col.reshape(-1)[:self.col.shape[0] * cols].reshape(-1, cols),      # contiguous prefixes
-                self.tmp[:cols])
+                self.tmp.reshape(-1)[:self.tmp.shape[0] * cols].reshape(-1, cols))
             be.im2col(x[start:stop], kh, kw, sh, sw, ph, pw, oh, ow, col)
-            be.gemm(col.T, w2.T, tmp)
-            be.conv_scatter(tmp, True, bias, self.bias_p is not None, self.fused_relu, y3)
+            be.gemm(w2, col, tmp)
+            be.conv_scatter(tmp, bias, self.bias_p is not None, self.fused_relu, y3)
         if not self.fused_relu:
             self.neuron_forward()
 
@@ -147,13 +145,13 @@ class ConvolutionLayer(NeuronMixin, Layer):
                 be.gemm_batched(w2.T, dy, self.col)
                 be.col2im_images(self.col, kh, kw, sh, sw, ph, pw, oh, ow, self.bottoms[0].diff)
             return
-        be.conv_gather(dy, y, self.fused_relu, self.tmp, True, db, self.bias_p is not None)
-        be.gemm(self.col, self.tmp, self.dw_t)
+        be.conv_gather(dy, y, self.fused_relu, self.tmp, db, self.bias_p is not None)
+        be.gemm(self.col, self.tmp.T, self.dw_t)
         self.weight.diff.reshape(n_f, -1)[...] = self.dw_t.T
         if not self.propagate_down[0]:
             return
         if self.fused_relu:
-            be.gemm(w2.T, self.tmp.T, self.col)
+            be.gemm(w2.T, self.tmp, self.col)
             be.col2im(self.col, kh, kw, sh, sw, ph, pw, oh, ow, self.bottoms[0].diff)
         else:   # d(col) image by image from the top's gradient as it lies (faster than one GEMM with K = F),
             # a cache-sized group at a time, folded back before the next group overwrites it

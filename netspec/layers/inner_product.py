@@ -53,7 +53,7 @@ class InnerProductLayer(NeuronMixin, Layer):
         has_bias = self.bias_p is not None
         if self.transposed:
             self.be.gemm(self.weight.data, x2.T, self.yt)
-            self.be.conv_scatter(self.yt, False, self.bias_p.data if has_bias else self.no_bias, has_bias,
+            self.be.conv_scatter(self.yt, self.bias_p.data if has_bias else self.no_bias, has_bias,
                                  self.fused_relu, y3)
         else:
             self.be.gemm(x2, self.weight.data.T, y)
