@@ -1,9 +1,12 @@
-"""LeNet: netspec against PyTorch on this CPU, interleaved A B A B, each measurement in a fresh process.
+"""LeNet: netspec against PyTorch on this CPU, interleaved A B A B.
 
-    python bench/run.py [--rounds 5] [--seconds 4] [--quick] [--accuracy]
+    python bench/run.py [--rounds 5] [--seconds 4] [--window 0.5] [--quick] [--accuracy]
 
-Prints medians of each figure and the median of the same-round ratios netspec / PyTorch (higher is better
-for throughput, lower for memory and start-up).  --accuracy also trains the full recipe with both
+Every round starts fresh processes.  Throughput rows run a netspec worker and a PyTorch worker side by side,
+alternating them in windows of --window seconds (A B B A A B ...) until each has run --seconds, so both see
+the same machine; start-up rows run one process after the other.  Prints medians of each figure and the
+median of the same-round ratios netspec / PyTorch (higher is better for throughput, lower for memory and
+start-up).  --accuracy also trains the full recipe with both
 (`netspec train configs/mnist_lenet.yaml` and the same recipe in PyTorch) and reports the wall time until
 the test accuracy first reaches 99% (validated every 1000 iterations).  Needs `pip install -e .[bench]`
 (torch 2.13 CPU) and `netspec data mnist` for the MNIST rows.
@@ -31,6 +34,43 @@ def measure(framework, task, extra=(), env=None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def interleaved(task, extra, seconds: float, window: float, env=None) -> dict:
+    """Throughput of both frameworks measured in alternating windows of ``window`` seconds (netspec, torch,
+    torch, netspec, ...) until each has run ``seconds``: two long-lived workers (``worker.py --serve``),
+    each idle while the other runs, so both see the same machine.  Returns per framework the images per
+    second over all its windows, the rate at its median step time, and its peak RSS."""
+    frameworks = ("netspec", "torch")
+    procs = {fw: subprocess.Popen([sys.executable, os.path.join(HERE, "worker.py"), fw, task, *extra, "--serve"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+             for fw in frameworks}
+    batch = int(extra[extra.index("--batch") + 1])
+    acc = {fw: {"images": 0, "seconds": 0.0, "times": []} for fw in frameworks}
+    try:
+        for fw, proc in procs.items():
+            line = proc.stdout.readline()
+            if '"ready"' not in line:
+                raise RuntimeError(f"worker {fw} {task} did not start:\n{line}{proc.communicate()[1] or ''}")
+        for i in range(max(1, round(seconds / window))):
+            for fw in (frameworks if i % 2 == 0 else frameworks[::-1]):
+                procs[fw].stdin.write(f"run {window}\n")
+                procs[fw].stdin.flush()
+                res = json.loads(procs[fw].stdout.readline())
+                acc[fw]["images"] += res["steps"] * batch
+                acc[fw]["seconds"] += res["seconds"]
+                acc[fw]["times"] += res["times"]
+        out = {}
+        for fw, proc in procs.items():
+            final, _ = proc.communicate("stop\n")
+            rss = json.loads(final.strip().splitlines()[-1])["peak_rss_mb"]
+            out[fw] = {"img_s": acc[fw]["images"] / acc[fw]["seconds"], "peak_rss_mb": rss,
+                       "img_s_median_step": batch / statistics.median(acc[fw]["times"])}
+        return out
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+
+
 def blas_info() -> str:
     code = ("import netspec, numpy, threadpoolctl; i=[x for x in threadpoolctl.threadpool_info() if x['user_api']=='blas'][0];"
             "print(i['internal_api'], i['version'], i.get('architecture'))")
@@ -40,12 +80,14 @@ def blas_info() -> str:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--seconds", type=float, default=4.0, help="measured seconds per framework per round")
+    ap.add_argument("--window", type=float, default=0.5,
+                    help="throughput rows alternate the two frameworks in windows of this many seconds")
     ap.add_argument("--quick", action="store_true", help="only train batch 64 on random data")
     ap.add_argument("--accuracy", action="store_true", help="also train the full recipe with both (~10 min)")
     a = ap.parse_args()
     have_mnist = os.path.exists(os.path.join(ROOT, "data", "mnist", "train.txt"))
-    secs = ["--seconds", str(a.seconds)]
+    secs = []
     rows = [("train step, batch 64, random", "train", ["--batch", "64", "--data", "random"] + secs, "img_s", True)]
     if not a.quick:
         if have_mnist:
@@ -59,6 +101,7 @@ def main():
     for r in range(a.rounds):
         for label, task, extra, key, _ in rows:
             got, robust = {}, {}
+            both = interleaved(task, extra, a.seconds, a.window) if task in ("train", "infer") else None
             for fw in ("netspec", "torch"):
                 env = dict(os.environ)
                 t = task
@@ -66,7 +109,7 @@ def main():
                     t = "first"
                     if fw == "netspec":
                         env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="netspec-cold-")
-                res = measure(fw, t, extra, env)
+                res = both[fw] if both is not None else measure(fw, t, extra, env)
                 if task == "cold" and fw == "netspec":
                     shutil.rmtree(env["NUMBA_CACHE_DIR"], ignore_errors=True)
                 got[fw] = res[key]
@@ -82,9 +125,9 @@ def main():
     print(f"\nLeNet, netspec vs PyTorch {torch_version()} (CPU), {os.cpu_count()} cores, {a.rounds} rounds, "
           f"medians; BLAS: {blas_info()}; netspec threads: {os.environ.get('NETSPEC_THREADS', 'all cores')}, "
           f"torch threads: {os.environ.get('BENCH_THREADS', '2')}\n")
-    print("netspec / PyTorch: median over rounds of the same-round ratio of images per second over each "
-          "measurement's window; 'per median step' uses each window's median step time instead, which the "
-          "host's periodic stalls do not move\n")
+    print(f"netspec / PyTorch: median over rounds of the same-round ratio of images per second, each framework "
+          f"measured for {a.seconds:g} s per round in alternating {a.window:g} s windows; 'per median step' uses "
+          f"the median step time instead, which the host's periodic stalls do not move\n")
     print(f"| {'measure':<34} | {'netspec':>10} | {'PyTorch':>10} | {'netspec / PyTorch':>18} | {'per median step':>16} |")
     print(f"|{'-' * 36}|{'-' * 12}|{'-' * 12}|{'-' * 20}|{'-' * 18}|")
     for label, *_, higher in rows:

@@ -26,17 +26,39 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def timed(step, seconds: float, batch: int) -> dict:
-    """Run ``step`` for about ``seconds``.  ``img_s``: images per second over the whole window;
-    ``img_s_median_step``: ``batch`` over the median step time, which the host's periodic stalls of this
-    shared VM (10–60 ms every second or so, seen in a plain two-thread GEMM loop too) do not move."""
+SERVE = False   # --serve: measure windows on request from bench/run.py (see timed)
+
+
+def window(step, seconds: float, batch: int) -> dict:
+    """Run ``step`` for about ``seconds``: steps, seconds, images per second and every step's time."""
     times, t0 = [], time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         t = time.perf_counter()
         step()
         times.append(time.perf_counter() - t)
-    return {"img_s": len(times) * batch / (time.perf_counter() - t0), "steps": len(times),
-            "img_s_median_step": batch / statistics.median(times)}
+    spent = time.perf_counter() - t0
+    return {"img_s": len(times) * batch / spent, "steps": len(times), "seconds": spent, "times": times}
+
+
+def timed(step, seconds: float, batch: int) -> dict:
+    """Measure ``step``.  ``img_s``: images per second over the whole window; ``img_s_median_step``:
+    ``batch`` over the median step time, which the host's periodic stalls of this shared VM (10–60 ms
+    about every 1.4 s, seen in a plain two-thread GEMM loop too) do not move.
+
+    With ``--serve`` the worker prints ``{"ready": true}`` and then answers each ``run SECONDS`` line on
+    its standard input with one window's JSON, until ``stop``: bench/run.py alternates two such workers
+    in short windows, so that both frameworks see the same machine."""
+    if not SERVE:
+        res = window(step, seconds, batch)
+        return {"img_s": res["img_s"], "steps": res["steps"],
+                "img_s_median_step": batch / statistics.median(res["times"])}
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        cmd = line.split()
+        if not cmd or cmd[0] == "stop":
+            break
+        print(json.dumps(window(step, float(cmd[1]), batch)), flush=True)
+    return {"served": True}
 
 
 def mnist_arrays(split):
@@ -194,7 +216,10 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--data", choices=["random", "mnist"], default="random")
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--serve", action="store_true", help="measure windows on request (see timed)")
     a = ap.parse_args()
+    global SERVE
+    SERVE = a.serve
     if a.task == "train":
         out = (netspec_train if a.framework == "netspec" else torch_train)(a.batch, a.data, a.seconds)
     elif a.task == "infer":
