@@ -153,3 +153,12 @@ def test_fillers_statistics():
     assert (fill(Filler("constant", value=0.25), (3,), r) == 0.25).all()
     with pytest.raises(ValueError, match=r"explicit values have shape \[2, 2\], the parameter needs \[3, 2\]"):
         fill(Filler("values", values=np.zeros((2, 2))), (3, 2), r)
+
+
+def test_convolution_layout_follows_output_size_and_filter_bank():
+    x = np.zeros((2, 1, 28, 28))
+    assert make_layer("Convolution", {"n_filter": 20, "kernel": 5}, [x]).image_major          # 24×24, 500 weights
+    assert not make_layer("Convolution", {"n_filter": 20, "kernel": 5}, [x[:, :, :12, :12]]).image_major  # 8×8
+    # a large filter bank stays batch-major: its per-image weight gradients would be summed from n copies
+    assert not make_layer("Convolution", {"n_filter": 64, "kernel": 3, "pad": 1},
+                          [np.zeros((2, 64, 16, 16))]).image_major

@@ -20,6 +20,7 @@ from .learnable import LearnableParams, add_weight_and_bias
 COL_BUDGET = 4 << 20   # bytes of unfolded input per group of images in the test phase
 DCOL_BUDGET = 1 << 20  # bytes of d(col) per group of images in backward (stays in cache for col2im)
 IMAGE_MAJOR_PIXELS = 256   # output pixels per image from which per-image GEMMs beat one batch-wide GEMM
+IMAGE_MAJOR_MAX_WEIGHTS = 4096   # ... for filter banks up to this size (per-image weight gradients are summed)
 
 
 def conv_out(size: int, kernel: int, stride: int, pad: int) -> int:
@@ -56,7 +57,8 @@ class ConvolutionLayer(NeuronMixin, Layer):
     * batch-major (small outputs, e.g. LeNet's conv2, 8×8): one GEMM for the whole batch,
       ``W (F, C·kh·kw) @ im2col(x) (C·kh·kw, N·oh·ow)``, scattered to N×F×oh×ow with the bias (and a fused
       ReLU when ``neuron: relu``); backward gathers the top's gradient back into that layout;
-    * image-major (outputs of at least :data:`IMAGE_MAJOR_PIXELS` pixels, e.g. conv1, 24×24): a batched GEMM
+    * image-major (outputs of at least :data:`IMAGE_MAJOR_PIXELS` pixels from a small filter bank, e.g.
+      conv1, 24×24 from 20×1×5×5): a batched GEMM
       ``W @ col[n]`` per image writes the top directly, and backward reads the top's gradient in place —
       no scatter or gather, and GEMMs that run at full speed although C·kh·kw is tiny.
     """
@@ -76,8 +78,8 @@ class ConvolutionLayer(NeuronMixin, Layer):
         self.weight, self.bias_p = add_weight_and_bias(self, (p.n_filter, c, kh, kw), p.n_filter)
         self.init_neuron()
         self.fused_relu = p.neuron == "relu"
-        self.image_major = oh * ow >= IMAGE_MAJOR_PIXELS
         ckk, n_f = c * kh * kw, p.n_filter
+        self.image_major = oh * ow >= IMAGE_MAJOR_PIXELS and n_f * ckk <= IMAGE_MAJOR_MAX_WEIGHTS
         # Training keeps the unfolded input of the whole batch for the weight gradient.  The test phase has
         # no backward: it unfolds a group of images at a time into a small, cache-sized buffer.
         per_image = ckk * oh * ow * np.dtype(self.dtype).itemsize
