@@ -106,7 +106,7 @@ def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str = "/tmp/n
     total, untimed = median(True, "step"), median(False, "step")
     return {
         "layers": layers, "forward": fw, "backward": bw, "other": max(0.0, total - fw - bw),
-        "total": total, "img_s": train.batch_size / total, "batch": train.batch_size,
+        "total": total, "batch": train.batch_size,
         "untimed": untimed, "untimed_img_s": train.batch_size / untimed,
         "shards": len(train.shards), "blas": median(True, "blas"), "numba": median(True, "numba"),
     }

@@ -237,6 +237,9 @@ def inline_arrays(v):
     return out
 
 
+INLINE_MAX = 10_000   # numbers in one array of a MemoryData layer that the filled-in spec still writes out
+
+
 @dataclass
 class MemoryDataParams:
     data: dict = param(inline_arrays, doc="top name -> array (inline in YAML, or numpy arrays from Python)")
@@ -249,13 +252,10 @@ class MemoryDataParams:
         from Python with more than :data:`INLINE_MAX` numbers is recorded by dtype and shape only, since
         writing it as YAML lists would cost seconds and hundreds of MiB at every run."""
         out = fields_plain(self)
-        out["data"] = {str(k): (np.asarray(v).tolist() if np.size(v) <= INLINE_MAX else
-                                f"<{np.asarray(v).dtype} array of shape {list(np.shape(v))} given from Python>")
-                       for k, v in self.data.items()}
+        arrays = {str(k): np.asarray(v) for k, v in self.data.items()}
+        out["data"] = {k: (a.tolist() if a.size <= INLINE_MAX else
+                           f"<{a.dtype} array of shape {list(a.shape)} given from Python>") for k, a in arrays.items()}
         return out
-
-
-INLINE_MAX = 10_000
 
 
 @registry.layers.register("MemoryData")
