@@ -136,7 +136,7 @@ class Estimator:
         with Net(spec, "test", shared=self._shared) as net, net.ctx.backend.compute_threads():
             for _ in range(math.ceil(n / batch)):
                 net.forward()
-                rows = net.ctx.batch_valid if net.ctx.batch_valid is not None else batch
+                rows = net.valid_rows
                 outs.append(net.blobs[self.output].data[:rows].copy())
         out = np.concatenate(outs)[:n]
         if self.loss.type == "SoftmaxLoss":

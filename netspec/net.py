@@ -2,21 +2,23 @@
 
 Building (``Net(spec, phase)``):
   1. :func:`netspec.graph.plan` orders the phase's layers and inserts Splits;
-  2. the data layers are set up once; their tops fix the batch size N;
-  3. the batch is cut into ``shards`` contiguous groups of rows (default: one per core).  Every other
-     layer is instantiated once per shard, over *views* of full-batch blobs (rows of shard k), so each
-     blob is allocated once and nothing is ever copied between shards.  ``setup`` checks bottom shapes and
+  2. the runner (:mod:`netspec.runner`) says which rows of the global batch (the data layers'
+     ``batch_size``) this process computes and cuts them into one *replica* per thread; the data layers are
+     set up once, for the process's rows;
+  3. every other layer is instantiated once per replica, over *views* of the process's blobs (the replica's
+     rows, on the blob's batch axis — axis 0 unless the layer that writes it declares ``batch_axis``), so each
+     blob is allocated once and nothing is copied between replicas.  ``setup`` checks bottom shapes and
      returns top shapes (shape inference); the net allocates the tops (reuses the bottom for in-place
      layers, shares data for Splits);
-  4. back-propagation is planned: a blob carries a gradient if some layer upstream has parameters, and a
+  4. the parameters created by this net are moved into one flat buffer (each ``Param.data`` a view), and
+     so are their gradients, one flat buffer per replica: one reduction call covers the whole net;
+  5. back-propagation is planned: a blob carries a gradient if some layer upstream has parameters, and a
      layer runs ``backward`` only if it feeds a loss.  Diffs are allocated only where they are needed.
 
-Running: the data layers fill the full batch; then each shard runs forward (and backward) in its own
-thread — numba kernels release the GIL and BLAS runs one thread per shard, so the two thread pools never
-fight over the cores.  Losses divide by the full batch size, so the shards' parameter gradients add up to
-the gradient of the whole batch; shard 0 writes into the parameters' own ``diff``, the others into
-buffers of their own that :meth:`Net.backward` adds in.  A net whose layers change the batch axis runs
-as one shard.
+Running: the data layers fill the process's rows; then each replica runs forward (and backward) in its own
+thread — numba kernels release the GIL and BLAS runs one thread per replica, so the two thread pools never
+fight over the cores.  Losses divide by the global batch size, so the replicas' gradients add up to the
+gradient of the whole batch, which the runner's reduction seam forms (threads, then processes).
 
 The train and test nets share their parameters (Mocha.jl's ``common_layers``): build the train net first
 and pass ``shared=train.shared`` — :func:`build_nets` does that.
@@ -24,9 +26,6 @@ and pass ``shared=train.shared`` — :func:`build_nets` does that.
 from __future__ import annotations
 
 import math
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -35,29 +34,38 @@ from . import graph
 from .blob import Blob
 from .errors import ShapeError
 from .layers.base import Context, fmt_shape
-
-
-def default_shards() -> int:
-    """``NETSPEC_THREADS`` if set, else the number of cores this process may use."""
-    env = os.environ.get("NETSPEC_THREADS")
-    if env:
-        return max(1, int(env))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
-
-
-def chunk_slice(size: int, k: int, parts: int) -> slice:
-    """The k-th of ``parts`` near-equal contiguous pieces of range(size)."""
-    return slice(size * k // parts, size * (k + 1) // parts)
+from .runner import RandomStream, Runner, Team
 
 
 class _Unshardable(Exception):
-    """A layer's top does not keep the batch axis: build the net as one shard."""
+    """A layer's top does not keep the batch axis: the rows cannot be split between replicas."""
+
+    def __init__(self, layer: str, top: str):
+        super().__init__(layer, top)
+        self.layer, self.top = layer, top
 
 
-class Shard:
+class FlatParams:
+    """The parameters a net created, in one flat data buffer and one flat gradient buffer (each Param's
+    ``data``/``diff`` is a view); ``segments`` lists (offset, size, Param) in order."""
+
+    def __init__(self, params: list, be, dtype):
+        self.params = params
+        self.segments, offset = [], 0
+        for p in params:
+            self.segments.append((offset, p.size, p))
+            offset += p.size
+        self.size = offset
+        self.data = be.zeros((offset,), dtype)
+        self.diff = be.zeros((offset,), dtype)
+        for o, n, p in self.segments:
+            self.data[o:o + n] = p.data.reshape(-1)
+            p.data = self.data[o:o + n].reshape(p.shape)
+            p.diff = self.diff[o:o + n].reshape(p.shape)
+        self.offsets = {p.key: o for o, _, p in self.segments}
+
+
+class Replica:
     """The layers of one group of rows, with their own context and blob views."""
 
     def __init__(self, ctx: Context, rows: slice):
@@ -65,6 +73,7 @@ class Shard:
         self.layers: list = []
         self.blobs: dict[str, Blob] = {}
         self.backward_layers: list = []
+        self.grads = None           # flat gradient buffer (replicas after the first)
         self.loss = 0.0
 
     def forward(self) -> float:
@@ -81,41 +90,59 @@ class Shard:
             layer.backward()
 
 
-def _quiet_overflow():
-    """Shard threads: overflow shows up as a non-finite loss, which the solver reports naming the layer;
-    numpy's own warnings would only add noise (the setting is per thread, so each worker sets it once)."""
-    np.seterr(over="ignore", invalid="ignore")
-
-
 class Net:
     def __init__(self, spec, phase: str = "train", *, shared: dict | None = None, dtype=np.float32,
-                 backend="cpu", shards: int | None = None):
+                 backend="cpu", runner: Runner | None = None, threads: int | None = None,
+                 shards: int | None = None):
         self.spec = spec
         self.phase = phase
         self.dtype = dtype
         self._backend = backends.get(backend) if isinstance(backend, str) else backend
         self._shared = shared if shared is not None else {}
-        self.ctx = self._context(0, replica=False)
+        self.runner = runner if runner is not None else Runner(threads if threads is not None else shards)
+        self.reducer = self.runner.reducer
+        self.stream = RandomStream(spec.seed)
         self.loss = math.nan
-        self._pool = None
-        self._update = None
+        self.note = None            # why the batch runs as one replica although more threads were asked for
+        self.team = Team(1)
+        self.flat = None
         order = graph.plan(spec.layers, phase)
-        want = default_shards() if shards is None else max(1, int(shards))
+        sources = [ls for ls in order if ls.cls.is_source]
+        n = int(getattr(sources[0].params, "batch_size", 0) or 0) if sources else 0
+        if n and n < self.runner.size:
+            raise ShapeError(f"{sources[0].where}: layers -> {sources[0].name} -> batch_size: {n} rows cannot be "
+                             f"split over {self.runner.size} processes; use a batch of at least {self.runner.size} "
+                             "or fewer processes")
+        self.batch_total = n
+        self.process_rows = self.runner.process_rows(n) if n else slice(0, None)
+        self.ctx = self._context(self.process_rows)
+        self._pre_shared = set(self._shared)
         try:
+            self._build_sources(order)
+            local = self._local_rows()
+            pieces = self.runner.thread_rows(local)
             try:
-                self._build(order, want)
-            except (_Unshardable, ShapeError):
-                # as one shard: a layer that changes the batch axis runs fine, and a shape error names the
-                # full batch's shapes, as the user wrote them
-                self.close()
-                self.ctx = self._context(0, replica=False)
-                self._build(order, 1)
+                self._build(order, pieces)
+            except (_Unshardable, ShapeError) as exc:
+                if len(pieces) == 1:
+                    raise
+                if isinstance(exc, _Unshardable) and self.runner.size > 1:
+                    raise ShapeError(f"{self._where(exc.layer)}: layers -> {exc.layer}: top '{exc.top}' does not keep "
+                                     "the batch axis, so its rows cannot be split over processes; run it in one "
+                                     "process") from None
+                if isinstance(exc, _Unshardable):
+                    self.note = (f"layer '{exc.layer}' changes the batch axis of '{exc.top}', so each batch runs "
+                                 f"in 1 thread instead of {len(pieces)}")
+                # one replica: a layer that changes the batch axis runs fine, and a shape error names the
+                # process's shapes, as the user wrote them
+                self._reset_replicas()
+                self._build(order, [slice(0, local)])
         except BaseException:
             self.close()
             raise
         self._plan_backward()
-        main = self.shards[0]
-        self.layers = self.data_layers + main.layers          # shard 0 stands for all in reports
+        main = self.replicas[0]
+        self.layers = self.data_layers + main.layers          # replica 0 stands for all in reports
         self.backward_layers = main.backward_layers
         seen, self.params = set(), []
         for layer in self.layers:
@@ -123,99 +150,133 @@ class Net:
                 if id(p) not in seen:
                     seen.add(id(p))
                     self.params.append(p)
-        replicas = {p.key: [q.diff for shard in self.shards[1:] for layer in shard.layers for q in layer.params
-                            if q.key == p.key] for p in self.params}
-        # gradient reduction, split by element ranges so every shard's thread adds up a part of each diff
-        self._reduce_chunks = [[(p.diff.reshape(-1)[sl], [r.reshape(-1)[sl] for r in replicas[p.key]])
-                                for p in self.params for sl in [chunk_slice(p.size, k, len(self.shards))]
-                                if sl.stop > sl.start] for k in range(len(self.shards))]
-        self._stat_layers = [layer for shard in self.shards for layer in shard.layers if layer.has_stats]
-        if len(self.shards) > 1:
-            self._barrier = threading.Barrier(len(self.shards))
-            self._pool = ThreadPoolExecutor(max_workers=len(self.shards) - 1, thread_name_prefix="netspec-shard",
-                                            initializer=_quiet_overflow)
+        self._stat_layers = [layer for r in self.replicas for layer in r.layers if layer.has_stats]
+        self.team = Team(len(self.replicas))
 
-    def _context(self, k: int, replica: bool, main=None, offset=0, total=None) -> Context:
-        rng = np.random.default_rng([self.spec.seed, 2 if self.phase == "train" else 3] + ([k] if k else []))
-        return Context(phase=self.phase, dtype=self.dtype, backend=self._backend, seed=self.spec.seed, rng=rng,
-                       init_rng=self.ctx.init_rng if main is not None else np.random.default_rng([self.spec.seed, 1]),
-                       shared=self._shared, base_dir=self.spec.base_dir, main=main, row_offset=offset,
-                       rows_total=total, replica=replica)
+    def _context(self, rows: slice, owns_grads: bool = True) -> Context:
+        init_rng = self.ctx.init_rng if hasattr(self, "ctx") else np.random.default_rng([self.spec.seed, 1])
+        return Context(phase=self.phase, dtype=self.dtype, backend=self._backend, seed=self.spec.seed,
+                       init_rng=init_rng, shared=self._shared, base_dir=self.spec.base_dir,
+                       batch_total=self.batch_total or None, rows=rows, stream=self.stream, owns_grads=owns_grads)
+
+    def _where(self, layer_name):
+        for ls in self.spec.layers:
+            if ls.name == layer_name:
+                return ls.where
+        return self.spec.path
 
     @property
     def shared(self) -> dict:
         return self._shared
 
     # ----------------------------------------------------------------------------------------- building
-    def _build(self, order, want: int):
+    def _build_sources(self, order):
         self.blobs: dict[str, Blob] = {}
-        self.data_layers, self.shards = [], []      # data layers run once, on the full batch
+        self.axis: dict[str, int] = {}              # blob name -> its batch axis
+        self.data_layers = []                       # data layers run once per process, on its rows
         for ls in order:
             if ls.cls.is_source:
                 layer = ls.cls(ls, self.ctx)
                 self.data_layers.append(layer)
                 layer.bottoms = []
                 shapes = layer.setup([])
-                layer.tops = [self._new_blob(name, shape) for name, shape in zip(ls.tops, shapes)]
-        n = self.data_layers[0].tops[0].shape[0] if self.data_layers and self.data_layers[0].tops else 0
-        k = max(1, min(want, n)) if n else 1
-        bounds = [round(i * n / k) for i in range(k + 1)]
-        for i in range(k):
-            rows = slice(bounds[i], bounds[i + 1])
-            ctx = self.ctx if k == 1 else self._context(i, replica=i > 0, main=self.ctx, offset=rows.start, total=n)
-            self.shards.append(Shard(ctx, rows))
-        for ls in order:
-            if ls.cls.is_source:
-                continue
-            for shard in self.shards:
-                self._add_layer(ls, shard, sharded=k > 1)
+                layer.tops = [self._new_blob(name, shape, 0) for name, shape in zip(ls.tops, shapes)]
+        self._source_blobs = dict(self.blobs)
 
-    def _new_blob(self, name, shape) -> Blob:
+    def _local_rows(self) -> int:
+        if self.data_layers and self.data_layers[0].tops:
+            return self.data_layers[0].tops[0].shape[0]
+        return 0
+
+    def _reset_replicas(self):
+        self.blobs = dict(self._source_blobs)
+        self.axis = {k: 0 for k in self.blobs}
+        for key in set(self._shared) - self._pre_shared:
+            del self._shared[key]
+        self.flat = None
+        self.ctx.init_rng = np.random.default_rng([self.spec.seed, 1])    # initialize as if built this way
+
+    def _build(self, order, pieces: list[slice]):
+        start = self.process_rows.start or 0
+        self.replicas = [Replica(self._context(slice(start + r.start, start + r.stop), owns_grads=i == 0), r)
+                         for i, r in enumerate(pieces)]
+        layers = [ls for ls in order if not ls.cls.is_source]
+        for ls in layers:
+            self._add_layer(ls, self.replicas[0])
+        own = []
+        for layer in self.replicas[0].layers:
+            own += [p for p in layer.params if p.key not in self._pre_shared and all(p is not q for q in own)]
+        if own:
+            self.flat = FlatParams(own, self._backend, self.dtype)
+        for replica in self.replicas[1:]:
+            for ls in layers:
+                self._add_layer(ls, replica)
+            if self.flat is not None:
+                replica.grads = self._backend.zeros((self.flat.size,), self.dtype)
+                for layer in replica.layers:
+                    for p in layer.params:
+                        o = self.flat.offsets.get(p.key)
+                        if o is not None:
+                            p.diff = replica.grads[o:o + p.size].reshape(p.shape)
+
+    def _new_blob(self, name, shape, axis) -> Blob:
         blob = Blob(name, self._backend.zeros(tuple(int(s) for s in shape), self.dtype))
         self.blobs[name] = blob
+        self.axis[name] = axis
         return blob
 
-    def _view(self, shard: Shard, name: str) -> Blob:
-        """This shard's rows of the full blob ``name`` (the blob itself for a single shard)."""
-        if name not in shard.blobs:
-            full = self.blobs[name]
-            shard.blobs[name] = full if len(self.shards) == 1 else Blob(full.name, full.data[shard.rows])
-        return shard.blobs[name]
+    def _rows_of(self, a, name: str, replica: Replica):
+        return a[(slice(None),) * self.axis[name] + (replica.rows,)]
 
-    def _add_layer(self, ls, shard: Shard, sharded: bool):
-        layer = ls.cls(ls, shard.ctx)
-        shard.layers.append(layer)
-        bottoms = [self._view(shard, b) for b in ls.bottoms]
+    def _view(self, replica: Replica, name: str) -> Blob:
+        """This replica's rows of the process's blob ``name`` (the blob itself for a single replica)."""
+        if name not in replica.blobs:
+            full = self.blobs[name]
+            replica.blobs[name] = full if len(self.replicas) == 1 else \
+                Blob(full.name, self._rows_of(full.data, name, replica))
+        return replica.blobs[name]
+
+    def _add_layer(self, ls, replica: Replica):
+        layer = ls.cls(ls, replica.ctx)
+        replica.layers.append(layer)
+        bottoms = [self._view(replica, b) for b in ls.bottoms]
         layer.bottoms = bottoms
         shapes = layer.setup(bottoms)
-        rows = shard.rows.stop - shard.rows.start
-        first = shard is self.shards[0]
+        sharded = len(self.replicas) > 1
+        rows = replica.rows.stop - replica.rows.start
+        axis = getattr(layer, "batch_axis", 0)
+        first = replica is self.replicas[0]
         tops = []
         for name, shape in zip(ls.tops, shapes):
             shape = tuple(int(s) for s in shape)
             if name in ls.bottoms:
-                blob = self._view(shard, name)
+                blob = self._view(replica, name)
                 if blob.shape != shape:
                     raise ShapeError(f"{ls.where}: layers -> {ls.name}: in place on '{name}' "
                                      f"{fmt_shape(blob.shape)} but would write {fmt_shape(shape)}")
             else:
-                if sharded and (not shape or shape[0] != rows):
-                    raise _Unshardable(name)
+                if getattr(layer, "shares_data", False):
+                    axis = self.axis[ls.bottoms[0]]
+                if sharded and (len(shape) <= axis or shape[axis] != rows):
+                    raise _Unshardable(ls.name, name)
                 if first:
-                    full_shape = (shard.ctx.rows_total,) + shape[1:] if sharded else shape
+                    full_shape = shape
+                    if sharded:
+                        full_shape = shape[:axis] + (self._local_rows(),) + shape[axis + 1:]
                     if getattr(layer, "shares_data", False):
                         # an automatic split's tops carry the user's blob name (for messages)
                         src = self.blobs[ls.bottoms[0]]
                         self.blobs[name] = Blob(src.name if "auto" in ls.inferred else name, src.data)
+                        self.axis[name] = axis
                     else:
-                        self._new_blob(name, full_shape)
-                blob = self._view(shard, name)
+                        self._new_blob(name, full_shape, axis)
+                blob = self._view(replica, name)
             tops.append(blob)
         layer.tops = tops
 
     def _plan_backward(self):
-        """Decide, on shard 0, which layers back-propagate and which blobs need a gradient; apply to all."""
-        main = self.shards[0]
+        """Decide, on replica 0, which layers back-propagate and which blobs need a gradient; apply to all."""
+        main = self.replicas[0]
         carries: set[int] = set()          # ids of blobs that depend on a parameter
         for layer in main.layers:
             layer.propagate_down = [layer.differentiable and id(b) in carries and i not in layer.nondiff_bottoms
@@ -245,87 +306,75 @@ class Net:
             full = self.blobs[name]
             if full.diff is None:
                 full.diff = self._backend.zeros(full.shape, self.dtype)
-        for shard in self.shards:
-            for name, view in shard.blobs.items():
+        for replica in self.replicas:
+            for name, view in replica.blobs.items():
                 full = self.blobs[name]
                 if full.diff is not None and view is not full:
-                    view.diff = full.diff[shard.rows]
-            for layer, ref in zip(shard.layers, main.layers):
+                    view.diff = self._rows_of(full.diff, name, replica)
+            for layer, ref in zip(replica.layers, main.layers):
                 layer.propagate_down = list(ref.propagate_down)
-            shard.backward_layers = [layer for layer, run in zip(reversed(shard.layers), reversed(runs)) if run]
+            replica.backward_layers = [layer for layer, run in zip(reversed(replica.layers), reversed(runs)) if run]
 
     # ----------------------------------------------------------------------------------------- running
-    def run_on_shards(self, fn) -> None:
-        """Call ``fn(k)`` for every shard k at once, each in its shard's thread (k = 0 in this one)."""
-        if self._pool is None:
-            if len(self.shards) > 1:
-                raise RuntimeError("this net was closed; build a new one")
-            fn(0)
-            return
-        futures = [self._pool.submit(fn, k) for k in range(1, len(self.shards))]
-        errors = []
-        try:
-            fn(0)
-        except BaseException as exc:   # noqa: BLE001 - re-raised below, after the other shards stopped
-            errors.append(exc)
-        for f in futures:
-            try:
-                f.result()
-            except BaseException as exc:  # noqa: BLE001
-                errors.append(exc)
-        if errors:
-            self._barrier.reset()
-            real = [e for e in errors if not isinstance(e, threading.BrokenBarrierError)]
-            raise (real or errors)[0]
+    def _begin_pass(self):
+        for layer in self.data_layers:
+            layer.forward()
+        valid = next((layer.batch_valid for layer in self.data_layers if layer.batch_valid is not None), None)
+        start = self.process_rows.start or 0
+        for r in self.replicas:
+            r.ctx.batch_valid = None if valid is None else max(0, min(r.rows.stop - r.rows.start,
+                                                                      valid - start - r.rows.start))
 
-    def _shard_forward(self, k):
-        self.shards[k].forward()
+    def _end_pass(self, loss: float) -> float:
+        self.stream.count += 1
+        self.loss = loss
+        return loss
 
-    def _shard_backward(self, k, forward=False):
-        try:
-            if forward:
-                self.shards[k].forward()
-            self.shards[k].backward()
-        except BaseException:
-            if len(self.shards) > 1:
-                self._barrier.abort()     # release the shards waiting for this one
-            raise
-        if len(self.shards) > 1:
-            self._barrier.wait()          # every shard's gradient is complete; now add them up, by parts
-            for total, parts in self._reduce_chunks[k]:
-                for part in parts:
-                    np.add(total, part, out=total)
+    def _replica_forward(self, k):
+        self.replicas[k].forward()
 
-    def _shard_step(self, k):
-        self._shard_backward(k, forward=True)
-        if self._update is not None and math.isfinite(sum(shard.loss for shard in self.shards)):
-            self._update(k)
+    def _local_loss(self) -> float:
+        return sum(r.loss for r in self.replicas)
 
     def forward(self) -> float:
-        """Run every layer forward; returns the objective Σ weight · loss (0 for a net without losses)."""
-        for layer in self.data_layers:
-            layer.forward()
-        self.run_on_shards(self._shard_forward)
-        self.loss = sum(shard.loss for shard in self.shards)
-        return self.loss
+        """Run every layer forward; returns the objective Σ weight · loss over the global batch (0 for a net
+        without losses)."""
+        self._begin_pass()
+        self.team.run(self._replica_forward)
+        loss = self._local_loss()
+        if self.reducer.size > 1:
+            loss = float(self.reducer.sum_values([loss])[0])
+        return self._end_pass(loss)
+
+    def _replica_backward(self, k):
+        self.replicas[k].backward()
+        self.runner.reduce_gradients(self, k)
 
     def backward(self) -> None:
-        """Back-propagate in every shard; then the parameters' ``diff`` hold the whole batch's gradient."""
-        self.run_on_shards(self._shard_backward)
+        """Back-propagate in every replica; then the parameters' ``diff`` hold the global batch's gradient."""
+        self.team.run(self._replica_backward)
+
+    def _replica_step(self, k):
+        self.replicas[k].forward()
+        self.replicas[k].backward()
+        loss = self.runner.reduce_gradients(self, k)
+        if k == 0:
+            self._step_loss = loss
+        if self._update is not None and math.isfinite(loss):
+            self._update(k)
 
     def step(self, update=None) -> float:
-        """One training pass: forward and backward in every shard, then ``update(k)`` in shard k's thread
-        (its part of the parameters, see :func:`chunk_slice`) unless the loss is not finite.  One hand-off
-        to the shard threads per iteration; returns the loss."""
-        for layer in self.data_layers:
-            layer.forward()
+        """One training pass: forward and backward in every replica, the gradients summed (threads, then
+        processes), then ``update(k)`` in replica k's thread (its part of the flat parameter buffer) unless the
+        global loss is not finite.  One hand-off to the replica threads per iteration; returns the loss."""
+        self._begin_pass()
         self._update = update
+        self._step_loss = math.nan
         try:
-            self.run_on_shards(self._shard_step)
+            self.team.run(self._replica_step)
         finally:
             self._update = None
-        self.loss = sum(shard.loss for shard in self.shards)
-        return self.loss
+        return self._end_pass(self._step_loss)
 
     def first_nonfinite(self):
         """(layer name, blob name) of the first layer whose output or loss is not finite, else None."""
@@ -333,8 +382,8 @@ class Net:
             for t in layer.tops:
                 if not np.isfinite(t.data).all():
                     return layer.name, t.name
-        for i, ref in enumerate(self.shards[0].layers):
-            if ref.has_loss and not all(math.isfinite(s.layers[i].loss) for s in self.shards):
+        for i, ref in enumerate(self.replicas[0].layers):
+            if ref.has_loss and not all(math.isfinite(r.layers[i].loss) for r in self.replicas):
                 return ref.name, "loss"
             for name in ref.spec.tops:
                 if not np.isfinite(self.blobs[name].data).all():
@@ -347,14 +396,39 @@ class Net:
             layer.reset_statistics()
 
     def statistics(self) -> dict:
-        """Mean of every loss and statistic over all rows counted since :meth:`reset_statistics`."""
+        """Mean of every loss and statistic over all rows counted since :meth:`reset_statistics`, over every
+        replica and process (sums and counts are added up, so the figures do not depend on the split)."""
         sums: dict[str, list] = {}
         for layer in self._stat_layers:
             for key, (s, c) in layer.statistic_sums().items():
                 acc = sums.setdefault(key, [0.0, 0])
                 acc[0] += s
                 acc[1] += c
-        return {k: s / c for k, (s, c) in sums.items() if c}
+        keys = sorted(sums)
+        if self.reducer.size > 1:
+            total = self.reducer.sum_values([v for k in keys for v in sums[k]])
+            sums = {k: [total[2 * i], int(total[2 * i + 1])] for i, k in enumerate(keys)}
+        order = [k for k in sums]
+        return {k: sums[k][0] / sums[k][1] for k in order if sums[k][1]}
+
+    # ------------------------------------------------------------------------------------------- state
+    def state(self) -> dict:
+        """Everything of this net a snapshot must keep beyond the parameters: each layer's ``state()`` (data
+        cursors, running statistics, carried state) and the random stream's counter."""
+        layers = {layer.name: st for layer in self.layers if (st := layer.state())}
+        return {"layers": layers, "random": self.stream.state()}
+
+    def set_state(self, state: dict) -> None:
+        stored = state.get("layers", {})
+        for layer in self.data_layers:
+            if layer.name in stored:
+                layer.set_state(stored[layer.name])
+        for replica in self.replicas:
+            for layer in replica.layers:
+                if layer.name in stored:
+                    layer.set_state(stored[layer.name])
+        if "random" in state:
+            self.stream.set_state(state["random"])
 
     # ------------------------------------------------------------------------------------------- info
     def layer(self, name: str):
@@ -365,16 +439,20 @@ class Net:
 
     @property
     def batch_size(self) -> int:
+        """Rows of the global batch."""
         return self.data_layers[0].p.batch_size if self.data_layers else 0
+
+    @property
+    def valid_rows(self) -> int:
+        """Rows of this process's last batch that belong to the current pass (all but at a pass's end)."""
+        return sum(r.ctx.valid_rows(r.rows.stop - r.rows.start) for r in self.replicas)
 
     @property
     def epoch(self) -> int:
         return self.data_layers[0].epoch if self.data_layers else 0
 
-    @property
-    def rngs(self) -> list:
-        """The random generators of the shards (saved in snapshots)."""
-        return [shard.ctx.rng for shard in self.shards]
+    def describe_split(self) -> str:
+        return self.runner.describe(self.batch_total, [r.rows for r in self.replicas])
 
     def param_count(self) -> int:
         return int(sum(p.size for p in self.params))
@@ -383,9 +461,7 @@ class Net:
         for layer in getattr(self, "data_layers", []):
             if hasattr(layer, "close"):
                 layer.close()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        self.team.close()
 
     def __enter__(self):
         return self
@@ -398,14 +474,15 @@ def has_phase(spec, phase: str) -> bool:
     return any(ls.phase == phase for ls in spec.layers)
 
 
-def build_nets(spec, *, dtype=np.float32, backend="cpu", shards: int | None = None):
-    """(train net, test net or None) sharing their parameters.  The test net exists when some layer is
-    marked ``phase: test``."""
-    train = Net(spec, "train", dtype=dtype, backend=backend, shards=shards)
+def build_nets(spec, *, dtype=np.float32, backend="cpu", runner: Runner | None = None):
+    """(train net, test net or None) sharing their parameters and runner.  The test net exists when some
+    layer is marked ``phase: test``."""
+    runner = runner if runner is not None else Runner()
+    train = Net(spec, "train", dtype=dtype, backend=backend, runner=runner)
     test = None
     if has_phase(spec, "test"):
         try:
-            test = Net(spec, "test", shared=train.shared, dtype=dtype, backend=backend, shards=shards)
+            test = Net(spec, "test", shared=train.shared, dtype=dtype, backend=backend, runner=runner)
         except BaseException:
             train.close()
             raise

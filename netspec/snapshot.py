@@ -3,11 +3,18 @@
 Layout (a tree of groups; arrays are datasets, numbers and strings are attributes):
 
     /params/<layer>/<name>                 every learnable array
-    /solver       method, iteration, loss_ema; /solver/history/<layer>/<name>/<slot>; lr/mom policy state
-    /rng/<phase>                           the nets' random generators (JSON of the bit generator state)
-    /data/<phase>/<layer>                  each data layer's cursor (epoch, chunk, row)
+    /solver       method, iteration, loss, loss_ema; /solver/history/<layer>/<name>/<slot>
+    /lr_policy, /mom_policy                the policies' state
+    /nets/<phase>/layers/<layer>           each layer's state (data cursors: epoch, chunk, row; ...)
+    /nets/<phase>/random                   the net's random stream (its pass counter)
     /coffee/<n>                            coffee-break state
     attrs: format, iteration, spec (the filled-in config as YAML)
+
+Everything but the parameters is collected through one protocol: the solver names its stateful parts
+(:meth:`netspec.solver.Solver.stateful`), each with ``state()`` / ``set_state()``; :func:`capture` stores
+their states under their names and :func:`apply` gives them back, refusing a snapshot that lacks a part.
+Nothing here depends on how the batch was split over threads or processes, so a snapshot written by any
+split resumes under any other.
 
 A snapshot is written to a temporary file in the same folder, flushed to disk and renamed over its final
 name, so a crash mid-write never leaves a half-written ``snapshot-<iter>.h5``.  Reading checks the file,
@@ -25,7 +32,7 @@ import numpy as np
 
 from .errors import SnapshotError
 
-FORMAT = 1
+FORMAT = 2
 NAME = re.compile(r"^snapshot-(\d+)\.h5$")
 
 
@@ -119,6 +126,42 @@ def load(path: str) -> Snapshot:
         if need not in tree:
             raise SnapshotError(f"{path}: incomplete snapshot (no '{need}')")
     return Snapshot(path, tree)
+
+
+def capture(parts: dict) -> dict:
+    """{place: obj.state()} for every stateful part, as a tree ("nets/train" becomes nets -> train)."""
+    tree: dict = {}
+    for place, obj in parts.items():
+        *parents, leaf = place.split("/")
+        node = tree
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = obj.state()
+    return tree
+
+
+def part(snap: Snapshot, place: str) -> dict:
+    """The stored state at ``place`` ("nets/train"); a snapshot without it is refused, naming the part."""
+    node = snap.tree
+    for name in place.split("/"):
+        if not isinstance(node, dict) or name not in node:
+            raise SnapshotError(f"{snap.path}: incomplete snapshot (no state for '{place}'); resume from another "
+                                "snapshot, or start from its parameters with --weights")
+        node = node[name]
+    return node
+
+
+def apply(snap: Snapshot, parts: dict) -> None:
+    """Give every stateful part its stored state (see :func:`capture`)."""
+    for place, obj in parts.items():
+        obj.set_state(part(snap, place))
+
+
+def check_resumable(snap: Snapshot) -> None:
+    fmt = snap.tree.get("format")
+    if fmt is not None and int(fmt) < FORMAT:
+        raise SnapshotError(f"{snap.path}: written by an older netspec (snapshot format {fmt}, this one reads "
+                            f"{FORMAT} to resume); start from its parameters with --weights instead")
 
 
 def list_snapshots(folder: str) -> list[tuple[int, str]]:

@@ -18,7 +18,6 @@ The loop follows Mocha.jl: ``init_solve`` (resume or start, coffee breaks at ite
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import signal
@@ -34,7 +33,7 @@ from . import snapshot as snap_io
 from .errors import Problem, SnapshotError, SpecError, TrainingError, Where
 from .fields import build, choice, integer, number, optional, param, to_plain
 from .lounge import Lounge
-from .net import chunk_slice
+from .runner import Runner, chunk_slice
 from .policies import MomFixed, parse_policy
 from .yamlio import line_of
 
@@ -176,28 +175,24 @@ class Solver:
     only (fine-tuning)."""
 
     def __init__(self, spec, *, out_dir: str | None = None, nets=None, resume: str | None = None,
-                 weights: str | None = None, log=print, dtype=np.float32):
+                 weights: str | None = None, log=print, dtype=np.float32, runner: Runner | None = None):
         if spec.solver is None:
             raise SpecError([Problem(Where(spec.path), "solver", "the config has no 'solver:' block; add one "
                                      "(method, max_iter, lr_policy) to train")])
         from .net import build_nets
-        self.spec, self.sp, self.log = spec, spec.solver, log
-        self.train_net, self.test_net = nets if nets is not None else build_nets(spec, dtype=dtype)
+        self.spec, self.sp = spec, spec.solver
+        self.train_net, self.test_net = nets if nets is not None else build_nets(spec, dtype=dtype, runner=runner)
+        self.runner = self.train_net.runner
+        self.reducer = self.runner.reducer
+        self.is_root = self.reducer.is_root
+        self.log = log if self.is_root else (lambda msg: None)     # one process speaks, writes and snapshots
         self.method = registry.solvers.get(self.sp.method)()
         self.lr_policy, self.mom_policy = copy.deepcopy(self.sp.lr_policy), copy.deepcopy(self.sp.mom_policy)
         self.coffee_breaks = copy.deepcopy(spec.coffee_breaks)
         self.spec_yaml = yaml.safe_dump(spec.to_plain(), sort_keys=False)   # the filled-in spec, for every file
         self.out_dir = out_dir or os.path.join("snapshots", spec.name)
         self.be = self.train_net.ctx.backend
-        self.history = {p.key: [np.zeros_like(p.data) for _ in self.method.slots] for p in self.train_net.params}
-        self._flat = [(p.data.reshape(-1), p.diff.reshape(-1), [h.reshape(-1) for h in self.history[p.key]],
-                       p.lr_mult, p.decay_mult) for p in self.train_net.params]
-        # the update runs in every shard's thread, each on its part of every parameter
-        k_parts = len(self.train_net.shards)
-        self._chunks = [[(w[sl], g[sl], [h[sl] for h in hs], lr_mult, decay_mult)
-                         for w, g, hs, lr_mult, decay_mult in self._flat
-                         for sl in [chunk_slice(w.size, k, k_parts)] if sl.stop > sl.start]
-                        for k in range(k_parts)]
+        self._init_history()
         self.iteration = self.start_iteration = 0
         self.loss = self.loss_ema = math.nan
         self.train_seconds = 0.0       # time spent in training steps only (not in coffee breaks)
@@ -206,13 +201,36 @@ class Solver:
         self.last_snapshot: tuple[int, str] | None = None
         self.lounge = Lounge(None)
         self.on_step = None
+        self._old_handlers = {}
         if resume is not None:
-            snap = snap_io.latest(self.out_dir, warn=log) if resume == "latest" else snap_io.load(resume)
+            snap = snap_io.latest(self.out_dir, warn=self.log) if resume == "latest" else snap_io.load(resume)
             self.restore(snap)
-            log(f"resuming from {snap.path} (iteration {snap.iteration})")
+            self.log(f"resuming from {snap.path} (iteration {snap.iteration})")
         elif weights is not None:
-            snap_io.load_params(self.train_net.params, snap_io.load(weights), strict=False, warn=log)
-            log(f"initialized parameters from {weights}")
+            snap_io.load_params(self.train_net.params, snap_io.load(weights), strict=False, warn=self.log)
+            self.log(f"initialized parameters from {weights}")
+        if self.reducer.size > 1 and self.train_net.flat is not None:
+            self.reducer.broadcast(self.train_net.flat.data)       # every process starts from rank 0's parameters
+
+    def _init_history(self):
+        """The solver's history (momentum, moments) in one flat buffer per slot, laid out like the net's flat
+        parameters; the update runs in every replica's thread over its contiguous part of the buffers."""
+        flat = self.train_net.flat
+        size = flat.size if flat is not None else 0
+        self.flat_history = [self.be.zeros((size,), self.train_net.dtype) for _ in self.method.slots]
+        self.history = {p.key: [h[o:o + n].reshape(p.shape) for h in self.flat_history]
+                        for o, n, p in (flat.segments if flat is not None else [])}
+        parts = len(self.train_net.replicas)
+        self._chunks = []
+        for k in range(parts):
+            sl = chunk_slice(size, k, parts)
+            chunk = []
+            for o, n, p in (flat.segments if flat is not None else []):
+                a, z = max(o, sl.start), min(o + n, sl.stop)
+                if a < z:
+                    chunk.append((flat.data[a:z], flat.diff[a:z], [h[a:z] for h in self.flat_history],
+                                  p.lr_mult, p.decay_mult))
+            self._chunks.append(chunk)
 
     # -------------------------------------------------------------------------------------- policies
     def lr_at(self, it: int) -> float:
@@ -229,25 +247,37 @@ class Solver:
     def solve(self):
         self.init_solve()
         try:
-            while self.iteration < self.sp.max_iter and not self.interrupted:
+            while self.iteration < self.sp.max_iter and not self._stop_requested():
                 self.onestep_solve()
         finally:
             self.finalize_solve()
         return self
 
+    def _stop_requested(self) -> bool:
+        """An interrupt stops every process at the same iteration: the flag is agreed on before each step."""
+        if self.reducer.size > 1:
+            self.interrupted = self.reducer.any(self.interrupted)
+        return self.interrupted
+
     def init_solve(self):
-        nbytes = sum(p.data.nbytes * (1 + len(self.method.slots)) for p in self.train_net.params) + (1 << 20)
-        snap_io.check_writable(self.out_dir, nbytes)
-        self.lounge = Lounge(os.path.join(self.out_dir, "statistics.h5"), merge=self.resumed)
-        with open(os.path.join(self.out_dir, "spec.yaml"), "w") as fh:
-            fh.write(self.spec_yaml)
+        if self.is_root:
+            nbytes = sum(p.data.nbytes * (1 + len(self.method.slots)) for p in self.train_net.params) + (1 << 20)
+            snap_io.check_writable(self.out_dir, nbytes)
+            self.lounge = Lounge(os.path.join(self.out_dir, "statistics.h5"), merge=self.resumed)
+            with open(os.path.join(self.out_dir, "spec.yaml"), "w") as fh:
+                fh.write(self.spec_yaml)
+        self.log(self.train_net.describe_split())
+        for net in (self.train_net, self.test_net):
+            if net is not None and net.note:
+                self.log(f"note: {net.phase} net: {net.note}")
         for cb in self.coffee_breaks:
             cb.init(self)
         if not self.resumed:
             self._coffee(epoch_started=self.train_net.epoch)
-        self._old_handler = None
+        self._old_handlers = {}
         if threading.current_thread() is threading.main_thread():
-            self._old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old_handlers[sig] = signal.signal(sig, self._on_signal)
 
     def onestep_solve(self):
         net, it = self.train_net, self.iteration
@@ -273,9 +303,9 @@ class Solver:
             self.method.update(self.be, w, g, h, lr * lr_mult, mom, lam * decay_mult, l1, it, self.sp)
 
     def finalize_solve(self):
-        if self._old_handler is not None:
-            signal.signal(signal.SIGINT, self._old_handler)
-            self._old_handler = None
+        for sig, handler in self._old_handlers.items():
+            signal.signal(sig, handler)
+        self._old_handlers = {}
         try:
             if self.last_snapshot is None or self.last_snapshot[0] != self.iteration:
                 path = self.snapshot()
@@ -294,82 +324,81 @@ class Solver:
                 cb.enjoy(self)
         self.lounge.save()
 
-    def _on_sigint(self, signum, frame):
+    def _on_signal(self, signum, frame):
         if self.interrupted:
             raise KeyboardInterrupt
         self.interrupted = True
-        self.log("interrupt: finishing this iteration, then a snapshot (Ctrl-C again to abort at once)")
+        what = "interrupt" if signum == signal.SIGINT else "terminate signal"
+        self.log(f"{what}: finishing this iteration, then a snapshot (Ctrl-C again to abort at once)")
 
     def _nonfinite(self, loss):
         culprit = self.train_net.first_nonfinite()
         bad_params = [p.key for p in self.train_net.params if not np.isfinite(p.data).all()]
         path = self.snapshot()
+        self.reducer.barrier()          # every process stops here, after rank 0 has written the snapshot
         what = (f"layer '{culprit[0]}' is the first to produce a non-finite value (in '{culprit[1]}')"
                 if culprit else "no layer output is non-finite")
         extra = (f"; parameters already non-finite: {', '.join(bad_params[:3])}" if bad_params else "")
-        raise TrainingError(f"loss is {loss} at iteration {self.iteration}: {what}{extra}. Training stopped; "
+        exc = TrainingError(f"loss is {loss} at iteration {self.iteration}: {what}{extra}. Training stopped; "
                             f"state saved to {path}. Lower the learning rate (solver -> lr_policy -> base_lr) "
                             "or check the input data")
+        exc.everywhere = True           # every process raises it at the same step
+        raise exc
 
     # ------------------------------------------------------------------------------------- snapshots
-    def state_tree(self) -> dict:
-        nets = {"train": self.train_net, "test": self.test_net}
-        params = {}
-        for p in self.train_net.params:
-            params.setdefault(p.layer, {})[p.name] = p.data
+    def state(self) -> dict:
+        """The solver's own state: counters, the smoothed loss and the update history."""
         history = {}
         for p in self.train_net.params:
             history.setdefault(p.layer, {})[p.name] = {s: h for s, h in zip(self.method.slots, self.history[p.key])}
-        return {
-            "iteration": self.iteration,
-            "spec": self.spec_yaml,
-            "params": params,
-            "solver": {"method": self.sp.method, "iteration": self.iteration, "loss": self.loss,
-                       "loss_ema": self.loss_ema, "history": history,
-                       "lr_policy": self.lr_policy.state(), "mom_policy": self.mom_policy.state()},
-            "rng": {ph: {str(k): json.dumps(r.bit_generator.state) for k, r in enumerate(n.rngs)}
-                    for ph, n in nets.items() if n is not None},
-            "data": {ph: {layer.name: layer.state() for layer in n.data_layers} for ph, n in nets.items() if n is not None},
-            "coffee": {str(i): cb.state() for i, cb in enumerate(self.coffee_breaks)},
-        }
+        return {"method": self.sp.method, "iteration": self.iteration, "loss": self.loss,
+                "loss_ema": self.loss_ema, "history": history}
 
-    def snapshot(self) -> str:
-        path = snap_io.save(snap_io.snapshot_path(self.out_dir, self.iteration), self.state_tree())
-        self.last_snapshot = (self.iteration, path)
-        return path
-
-    def restore(self, snap):
-        tree = snap.tree
-        sol = tree.get("solver", {})
-        if sol.get("method") != self.sp.method:
-            raise SnapshotError(f"{snap.path}: written by solver method {sol.get('method')}, but the config says "
+    def set_state(self, state: dict, path: str = "") -> None:
+        if state.get("method") != self.sp.method:
+            raise SnapshotError(f"{path}: written by solver method {state.get('method')}, but the config says "
                                 f"{self.sp.method}; use --weights to start a new solver from its parameters")
-        snap_io.load_params(self.train_net.params, snap, strict=True)
-        hist = sol.get("history", {})
+        hist = state.get("history", {})
         for p in self.train_net.params:
             stored = hist.get(p.layer, {}).get(p.name, {})
             for slot, h in zip(self.method.slots, self.history[p.key]):
                 if slot not in stored or stored[slot].shape != h.shape:
-                    raise SnapshotError(f"{snap.path}: solver history '{slot}' of '{p.key}' is missing or has "
+                    raise SnapshotError(f"{path}: solver history '{slot}' of '{p.key}' is missing or has "
                                         "the wrong shape")
                 h[...] = stored[slot]
-        self.iteration = self.start_iteration = int(sol["iteration"])
-        self.loss, self.loss_ema = float(sol.get("loss", math.nan)), float(sol.get("loss_ema", math.nan))
-        self.lr_policy.set_state(sol.get("lr_policy", {}))
-        self.mom_policy.set_state(sol.get("mom_policy", {}))
-        for phase, net in (("train", self.train_net), ("test", self.test_net)):
-            if net is None:
-                continue
-            stored = tree.get("rng", {}).get(phase, {})
-            if len(stored) != len(net.rngs):
-                raise SnapshotError(f"{snap.path}: written by a net run as {len(stored)} shard(s), this one runs "
-                                    f"{len(net.rngs)}; set NETSPEC_THREADS={len(stored)} to resume exactly")
-            for k, r in enumerate(net.rngs):
-                r.bit_generator.state = json.loads(stored[str(k)])
-            for layer in net.data_layers:
-                state = tree.get("data", {}).get(phase, {}).get(layer.name)
-                if state is not None:
-                    layer.set_state(state)
-        for i, cb in enumerate(self.coffee_breaks):
-            cb.set_state(tree.get("coffee", {}).get(str(i), {}))
+        self.iteration = self.start_iteration = int(state["iteration"])
+        self.loss, self.loss_ema = float(state.get("loss", math.nan)), float(state.get("loss_ema", math.nan))
+
+    def stateful(self) -> dict:
+        """Every part of a run that has state beyond the parameters, by its place in a snapshot: the solver,
+        the policies, both nets (every layer's state and the random stream) and the coffee breaks."""
+        parts = {"solver": self, "lr_policy": self.lr_policy, "mom_policy": self.mom_policy,
+                 "nets/train": self.train_net}
+        if self.test_net is not None:
+            parts["nets/test"] = self.test_net
+        parts.update({f"coffee/{i}": cb for i, cb in enumerate(self.coffee_breaks)})
+        return parts
+
+    def state_tree(self) -> dict:
+        params = {}
+        for p in self.train_net.params:
+            params.setdefault(p.layer, {})[p.name] = p.data
+        return {"iteration": self.iteration, "spec": self.spec_yaml, "params": params,
+                **snap_io.capture(self.stateful())}
+
+    def snapshot(self) -> str:
+        """Write a snapshot of the whole run (rank 0 only; every process learns its path)."""
+        path = snap_io.snapshot_path(self.out_dir, self.iteration)
+        if self.is_root:
+            snap_io.save(path, self.state_tree())
+        self.last_snapshot = (self.iteration, path)
+        return path
+
+    def restore(self, snap):
+        snap_io.check_resumable(snap)
+        snap_io.load_params(self.train_net.params, snap, strict=True)
+        parts = self.stateful()
+        solver = parts.pop("solver")
+        solver.set_state(snap_io.part(snap, "solver"), snap.path)
+        snap_io.apply(snap, parts)
         self.resumed = True

@@ -108,7 +108,7 @@ def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str = "/tmp/n
         "layers": layers, "forward": fw, "backward": bw, "other": max(0.0, total - fw - bw),
         "total": total, "batch": train.batch_size,
         "untimed": untimed, "untimed_img_s": train.batch_size / untimed,
-        "shards": len(train.shards), "blas": median(True, "blas"), "numba": median(True, "numba"),
+        "shards": len(train.replicas), "blas": median(True, "blas"), "numba": median(True, "numba"),
     }
 
 

@@ -65,22 +65,25 @@ class Transform:
     def __init__(self, opts: dict, layer):
         self.opts, self.layer = opts, layer
 
-    def setup(self, shape: tuple) -> None:
-        """``shape``: the first top's (batch, ...) shape; allocate what ``apply`` needs here."""
+    def setup(self, shape: tuple, total: int) -> None:
+        """``shape``: the first top's (rows, ...) shape, the rows this process computes of a global batch
+        of ``total``; allocate what ``apply`` needs here."""
 
-    def apply(self, x: np.ndarray, rng) -> None:
+    def apply(self, x: np.ndarray, rng, rows: range) -> None:
+        """Transform ``x``, the global batch's ``rows``, in place; random transforms draw for the whole global
+        batch from ``rng`` and use their rows' draws, so the split does not change them."""
         raise NotImplementedError
 
 
 class Scale(Transform):
-    def apply(self, x, rng):
+    def apply(self, x, rng, rows):
         np.multiply(x, self.opts["factor"], out=x)
 
 
 class _Stat(Transform):
     stat = "mean"
 
-    def setup(self, shape):
+    def setup(self, shape, total):
         row = shape[1:]
         o = self.opts
         if "values" in o:
@@ -115,7 +118,7 @@ class _Stat(Transform):
                                          f"{'×'.join(map(str, v.shape))}, the data rows are {'×'.join(map(str, row))}")
         self.arr = v
 
-    def apply(self, x, rng):
+    def apply(self, x, rng, rows):
         if self.stat == "mean":
             np.subtract(x, self.arr, out=x)
         else:
@@ -133,31 +136,35 @@ class Std(_Stat):
 class _Random(Transform):
     random = True
 
-    def setup(self, shape):
+    def setup(self, shape, total):
         if len(shape) != 4:
             raise self.layer.shape_error(f"transform {self.opts['type']} needs N×C×H×W images, the data is "
                                          f"{'×'.join(map(str, shape))}")
-        self.draw = np.zeros((shape[0], 2), np.float64)
+        self.all_draws = np.zeros((total, 2), np.float64)
         self.work = np.zeros(shape[1:], self.layer.dtype)
+
+    def draws(self, rng, rows):
+        rng.random(out=self.all_draws)
+        return self.all_draws[rows.start:rows.stop]
 
 
 class Mirror(_Random):
-    def apply(self, x, rng):
-        rng.random(out=self.draw)
-        self.layer.be.mirror_images(x, self.draw[:, 0] < 0.5)
+    def apply(self, x, rng, rows):
+        draw = self.draws(rng, rows)
+        self.layer.be.mirror_images(x, draw[:, 0] < 0.5)
 
 
 class Crop(_Random):
-    def apply(self, x, rng):
-        rng.random(out=self.draw)
+    def apply(self, x, rng, rows):
+        draw = self.draws(rng, rows)
         pad = self.opts["pad"]
-        self.layer.be.pad_crop_images(x, (self.draw * (2 * pad + 1)).astype(np.int64) - pad, self.work)
+        self.layer.be.pad_crop_images(x, (draw * (2 * pad + 1)).astype(np.int64) - pad, self.work)
 
 
 class Rotate(_Random):
-    def apply(self, x, rng):
-        rng.random(out=self.draw)
-        angles = np.deg2rad((self.draw[:, 0] * 2 - 1) * self.opts["degrees"])
+    def apply(self, x, rng, rows):
+        draw = self.draws(rng, rows)
+        angles = np.deg2rad((draw[:, 0] * 2 - 1) * self.opts["degrees"])
         self.layer.be.rotate_images(x, angles, self.work)
 
 

@@ -17,7 +17,8 @@ def test_train_resume_and_test(tmp_path):
     res = run("train", path, "--out", out, "--set", "solver.max_iter=5")
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
-    assert lines[0].startswith("iter       0  lr 0.05  momentum 0.9")
+    assert lines[0].startswith("batch 8: 1 process, ")      # how the batch is split
+    assert lines[1].startswith("iter       0  lr 0.05  momentum 0.9")
     assert any(ln.startswith("validation at iter 0: loss/loss = ") and "  acc/accuracy = " in ln
                and ln.endswith("(50 examples)") for ln in lines)
     assert lines[-1] == f"finished at iteration 5: snapshot {out}/snapshot-5.h5"

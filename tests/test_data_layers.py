@@ -60,9 +60,9 @@ def test_test_phase_reports_rows_of_the_current_pass(source):
     net = data_net(source, phase="test")
     for _ in range(3):
         net.forward()
-        assert net.ctx.batch_valid is None
+        assert net.data_layers[0].batch_valid is None and net.valid_rows == 4
     net.forward()   # rows 12, 13, 14 then wrap to 0
-    assert net.ctx.batch_valid == 3
+    assert net.data_layers[0].batch_valid == 3 and net.valid_rows == 3
 
 
 def test_shuffle_visits_every_row_once_per_epoch_in_new_orders(source):

@@ -134,14 +134,14 @@ def test_no_gradient_for_branches_that_do_not_reach_a_loss():
     assert net.blobs["o/split1"].diff is None or not net.layer("side").propagate_down[0]
 
 
-def test_an_error_in_one_shard_surfaces_and_does_not_hang(monkeypatch):
+def test_an_error_in_one_replica_surfaces_and_does_not_hang(monkeypatch):
     s = spec("""\
   - {name: fc, type: InnerProduct, output_dim: 3, bottoms: [x], tops: [o]}
   - {name: loss, type: SoftmaxLoss, bottoms: [o, y]}
 """)
-    net = Net(s, shards=2)
-    assert len(net.shards) == 2
-    bad = net.shards[1].layers[0]
+    net = Net(s, threads=2)
+    assert len(net.replicas) == 2
+    bad = net.replicas[1].layers[0]
 
     def boom():
         raise RuntimeError("shard 1 failed")
@@ -155,7 +155,7 @@ def test_an_error_in_one_shard_surfaces_and_does_not_hang(monkeypatch):
     net.close()
 
 
-def test_shards_give_the_same_gradients_as_one():
+def test_replicas_give_the_same_gradients_as_one():
     s = spec("""\
   - {name: fc, type: InnerProduct, output_dim: 3, bottoms: [x], tops: [h], weight_init: {type: gaussian, std: 1}}
   - {name: drop, type: Dropout, ratio: 0.0, bottoms: [h], tops: [h]}
@@ -163,8 +163,8 @@ def test_shards_give_the_same_gradients_as_one():
   - {name: loss, type: SoftmaxLoss, bottoms: [o, y]}
   - {name: acc, type: Accuracy, bottoms: [o, y]}
 """)
-    one, two = Net(s, dtype=np.float64, shards=1), Net(s, dtype=np.float64, shards=2)
-    assert len(one.shards) == 1 and len(two.shards) == 2
+    one, two = Net(s, dtype=np.float64, threads=1), Net(s, dtype=np.float64, threads=2)
+    assert len(one.replicas) == 1 and len(two.replicas) == 2
     assert one.forward() == pytest.approx(two.forward(), rel=1e-12)
     one.backward()
     two.backward()

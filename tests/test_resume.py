@@ -55,8 +55,10 @@ def test_n_plus_resume_plus_n_equals_2n(tmp_path, method):
     snap = snap_io.load(str(tmp_path / "b" / "snapshot-12.h5"))
     tree = snap.tree
     assert tree["solver"]["method"] == method.split(",")[0].split()[1]
-    assert tree["data"]["train"]["train-data"]["epoch"] == 0 and tree["data"]["train"]["train-data"]["row_pos"] > 0
-    assert "rng" in tree and "small" in tree["spec"]
+    cursor = tree["nets"]["train"]["layers"]["train-data"]
+    assert cursor["epoch"] == 0 and cursor["row_pos"] > 0
+    assert tree["nets"]["train"]["random"]["count"] == 12 and "small" in tree["spec"]
+    assert tree["format"] == snap_io.FORMAT
 
 
 def test_ctrl_c_snapshots_and_resume_continues(tmp_path):

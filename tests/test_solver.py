@@ -7,6 +7,7 @@ import pytest
 from netspec import registry
 from netspec.errors import SpecError
 from netspec.policies import Staged
+from netspec.runner import Runner
 from netspec.solver import Solver
 from netspec.spec import parse_spec
 
@@ -95,12 +96,12 @@ solver: {{method: {method}, max_iter: {iters}, {regu}, regularization: {rule}, l
 
 def run_updates(spec, grads):
     """Run the solver's update with fixed gradients (not the net's), returning the weights after each."""
-    solver = Solver(spec, log=lambda m: None)
+    solver = Solver(spec, log=lambda m: None, runner=Runner(threads=1))
     p = solver.train_net.params[0]
     out = []
     for k, g in enumerate(grads):
         p.diff[...] = g.reshape(p.shape)
-        w, gr, h, lrm, dm = solver._flat[0]
+        w, gr, h, lrm, dm = solver._chunks[0][0]
         solver.method.update(solver.be, w, gr, h, solver.lr_at(k) * lrm, solver.mom_at(k),
                              solver.sp.regu_coef * dm, solver.sp.regularization == "L1", k, solver.sp)
         out.append(p.data.reshape(-1).astype(np.float64).copy())

@@ -18,7 +18,7 @@ KERNELS = (
     "im2col", "col2im", "im2col_images", "col2im_images", "conv_scatter", "conv_gather", "bias_forward", "bias_backward",
     "maxpool_forward", "maxpool2x2_forward", "maxpool_backward", "avepool_forward", "avepool_backward",
     "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
-    "tanh_forward", "tanh_backward", "dropout_forward", "dropout_backward",
+    "tanh_forward", "tanh_backward", "dropout_forward", "dropout_backward", "counter_uniform",
     "softmax_forward", "softmax_backward", "softmax_loss_forward", "softmax_loss_backward",
     "count_correct", "first_bad_label",
     "sgd_update", "nesterov_update", "adagrad_update", "rmsprop_update", "adadelta_update", "adam_update",

@@ -3,8 +3,8 @@
 Conventions for all kernels:
   * arrays are C-contiguous, N×C×H×W (Caffe's layout); float32 in nets, float64 in gradient checks;
   * a kernel writes into the ``out`` arrays it is given and allocates nothing;
-  * kernels are serial and release the GIL (``nogil``): a net runs its batch as shards, one thread each
-    (``netspec.net``), which on this 2-core machine beats fine-grained ``prange`` loops fighting BLAS's
+  * kernels are serial and release the GIL (``nogil``): a net runs its batch as replicas, one thread each
+    (``netspec.runner``), which on this 2-core machine beats fine-grained ``prange`` loops fighting BLAS's
     threads (bench/README.md has the figures);
   * no ``fastmath``: it would let LLVM drop the NaN tests the loss layers rely on.
 The plain-numpy twin of each kernel lives in ``tests/test_kernels.py``.
@@ -348,6 +348,33 @@ def dropout_forward(x, rand, ratio, scale, y):
 def dropout_backward(rand, ratio, scale, dy, dx):
     for i in range(dy.size):
         dx[i] = dy[i] * scale if rand[i] >= ratio else 0.0
+
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@njit(cache=True, nogil=True)
+def _mix64(z):
+    """SplitMix64's finalizer: a bijective mixing of 64 bits (Steele, Lea & Flood 2014)."""
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, nogil=True)
+def counter_uniform(seed, key, count, row0, out):
+    """Counter-based uniforms in [0, 1): ``out[i, j]`` (2-D, rows first) is a pure function of
+    (seed, key, count, row0 + i, j) — the global row, not the position in a replica — so any split of a
+    batch over threads or processes draws the same numbers.  24 random bits per float."""
+    base = _mix64(_mix64(_mix64(np.uint64(seed) + _GOLDEN) ^ np.uint64(key)) + np.uint64(count) * _GOLDEN)
+    m = out.shape[1]
+    for i in range(out.shape[0]):
+        r = _mix64(base ^ (np.uint64(row0 + i) * _M2 + _GOLDEN))
+        for j in range(m):
+            h = _mix64(r + np.uint64(j) * _GOLDEN)
+            out[i, j] = np.float64(h >> np.uint64(40)) * (1.0 / 16777216.0)
 
 
 # --------------------------------------------------------------------------------------- softmax family

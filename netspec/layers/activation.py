@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .. import registry
 from ..fields import number, param
-from .base import Layer
+from .base import Layer, name_key
 
 
 # ---------------------------------------------------------------------------------------------- neurons
@@ -104,13 +104,14 @@ class DropoutLayer(Layer):
         self.bottoms = bottoms
         self.train = self.ctx.phase == "train"
         self.scale = 1.0 / (1.0 - self.p.ratio)
+        self.key = name_key(self.name)        # masks: a pure function of (seed, layer, pass, global row)
         self.rand = self.alloc(bottoms[0].shape) if self.train else None
         return [bottoms[0].shape]
 
     def forward(self):
         x, y = self.bottoms[0].data, self.tops[0].data
         if self.train:
-            self.ctx.rng.random(out=self.rand, dtype=self.rand.dtype)
+            self.ctx.uniform(self.key, self.rand)
             self.be.dropout_forward(x.reshape(-1), self.rand.reshape(-1), self.p.ratio, self.scale, y.reshape(-1))
         elif y is not x:
             y[...] = x

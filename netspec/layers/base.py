@@ -32,6 +32,7 @@ Layers with ``neuron:`` (Convolution, InnerProduct) apply the activation to thei
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -42,48 +43,58 @@ from ..blob import Blob, Param
 from ..errors import ShapeError, Where
 from ..fields import param
 from ..fillers import fill
+from ..runner import RandomStream
 
 
 @dataclass
 class Context:
-    """What the layers of one net (or of one shard of it) share.
+    """What the layers of one replica of a net share: phase, dtype, backend, randomness, parameters.
 
-    A net runs its batch as contiguous *shards* of rows, one per thread (see :mod:`netspec.net`).  Data
-    layers run once on the net's main context; every shard has a context of its own whose ``main`` points
-    to it, with its first row (``row_offset``) and the full batch size (``rows_total``, by which losses
-    normalize so that the shards' gradients simply add up)."""
+    A net may run its batch as several replicas (threads, processes; see :mod:`netspec.runner`), but a
+    layer needs to know only two things about that: ``batch_total``, the rows of the *global* batch, by which
+    losses divide (so the replicas' gradients simply add up), and :meth:`uniform`, random numbers keyed by
+    the global row, so a draw does not depend on the split."""
 
     phase: str = "train"
     dtype: type = np.float32
     backend: object = None
     seed: int = 0
-    rng: np.random.Generator = None            # run-time randomness (dropout); saved in snapshots
     init_rng: np.random.Generator = None       # parameter initialization
     shared: dict = field(default_factory=dict)  # Param.key -> Param, shared between the train and test nets
     base_dir: str = "."                        # folder of the config file (for relative data paths)
-    batch_valid: int | None = None             # set by data layers: rows of the batch that count for statistics
-    main: "Context | None" = None              # the net's main context (None: this is it)
-    row_offset: int = 0                        # first row of this shard in the full batch
-    rows_total: int | None = None              # rows of the full batch (None: the layer's own batch)
-    replica: bool = False                      # a shard after the first: own parameter gradients
+    batch_total: int | None = None             # rows of the global batch (None: the layer's own batch)
+    rows: slice = field(default_factory=lambda: slice(0, None))   # the global rows this context computes
+    batch_valid: int | None = None             # rows of this context's batch that count for statistics
+    stream: RandomStream = None                # the net's pass counter for counter-based randomness
+    owns_grads: bool = True                    # False: a later replica (its parameter gradients are its own)
 
     def __post_init__(self):
         if self.backend is None:
             from .. import backend
             self.backend = backend.get("cpu")
-        if self.rng is None:
-            self.rng = np.random.default_rng(self.seed)
         if self.init_rng is None:
             self.init_rng = np.random.default_rng([self.seed, 1])
+        if self.stream is None:
+            self.stream = RandomStream(self.seed)
 
     def valid_rows(self, n: int) -> int:
-        """How many of this shard's ``n`` rows count for statistics (all, except at the end of a test pass)."""
-        valid = (self.main or self).batch_valid
-        return n if valid is None else max(0, min(n, valid - self.row_offset))
+        """How many of this context's ``n`` rows count for statistics (all, except at the end of a test pass)."""
+        return n if self.batch_valid is None else max(0, min(n, self.batch_valid))
 
     def norm_rows(self, n: int) -> int:
-        """The batch size a loss divides by: the full batch's, whatever shard this is."""
-        return self.rows_total or n
+        """The batch size a loss divides by: the global batch's, however it is split."""
+        return self.batch_total or n
+
+    def uniform(self, key: int, out: np.ndarray) -> None:
+        """Fill ``out`` (rows first) with uniforms in [0, 1) drawn for this pass of the net, keyed by
+        ``key`` (e.g. the layer's name) and the global row of each row of ``out``."""
+        self.backend.counter_uniform(self.stream.seed, key, self.stream.count, self.rows.start or 0,
+                                     out.reshape(out.shape[0], -1))
+
+
+def name_key(name: str) -> int:
+    """A stable 32-bit key of a name (for random streams): the same in every process and run."""
+    return zlib.crc32(name.encode())
 
 
 def fmt_shape(shape) -> str:
@@ -165,9 +176,9 @@ class Layer:
             if shared.shape != shape:
                 raise self.shape_error(f"shared parameter '{name}' has shape {fmt_shape(shared.shape)} "
                                        f"in the other phase but {fmt_shape(shape)} here")
-            # a later shard shares the weights but accumulates its own gradient (summed by the net)
-            p = Param(self.name, name, shared.data, np.zeros(shape, self.dtype), lr_mult, decay_mult) \
-                if self.ctx.replica else shared
+            # a later replica shares the weights but computes its own gradient (summed by the runner)
+            p = shared if self.ctx.owns_grads else \
+                Param(self.name, name, shared.data, np.zeros(shape, self.dtype), lr_mult, decay_mult)
         else:
             try:
                 data = fill(init, shape, self.ctx.init_rng, self.dtype)

@@ -6,8 +6,10 @@ in a new random order and the rows of each chunk in a new random order; the orde
 (net seed, layer name, epoch, chunk), so the layer's whole state is its cursor (epoch, chunk, row) —
 which is what a snapshot stores, and why a resumed run sees exactly the batches it would have seen.
 
-In the test phase the layer reports, through ``ctx.batch_valid``, how many rows of the batch belong to the
-current pass; statistics layers count only those, so a validation epoch averages over every example once.
+In the test phase the layer reports, as ``batch_valid``, how many rows of the global batch belong to the
+current pass; the net tells each replica how many of its rows count, so statistics layers count only those
+and a validation epoch averages over every example once.  A process running part of the batch (MPI) walks the
+same global order and copies only its rows (``ctx.rows``).
 """
 from __future__ import annotations
 
@@ -66,29 +68,34 @@ class _Source(Layer):
     def _init_transforms(self, shape):
         self.transforms = build_transforms(self.p.transforms, self)
         for t in self.transforms:
-            t.setup(shape)
+            t.setup(shape, self.p.batch_size)
         self.train_random = self.ctx.phase == "train" and any(t.random for t in self.transforms)
 
     def _apply_transforms(self, cursor):
         if not self.transforms:
             return
+        # drawn for the whole global batch from the cursor, so every process and split sees the same values
         rng = (np.random.default_rng([self.ctx.seed, self._stream, 7, *cursor]) if self.train_random else None)
         x = self.tops[0].data
         for t in self.transforms:
             if not t.random or self.train_random:
-                t.apply(x, rng)
+                t.apply(x, rng, self.rows)
 
     def forward(self):
+        """Walk the global batch from the cursor; copy the rows this process computes (``ctx.rows``)."""
         b = self.p.batch_size
+        lo, hi = self.rows.start, self.rows.stop
         cursor = (self.epoch, self.unit_pos, self.row_pos)
         filled, valid = 0, None
         while filled < b:
             unit = self._enter_unit()
             n = self.units[unit]
             take = min(b - filled, n - self.row_pos)
-            idx = self.perm[self.row_pos:self.row_pos + take]
-            for buf, top in zip(self.bufs, self.tops):
-                np.take(buf, idx, axis=0, out=top.data[filled:filled + take], mode="clip")
+            a, z = max(filled, lo), min(filled + take, hi)
+            if a < z:
+                idx = self.perm[self.row_pos + a - filled:self.row_pos + z - filled]
+                for buf, top in zip(self.bufs, self.tops):
+                    np.take(buf, idx, axis=0, out=top.data[a - lo:z - lo], mode="clip")
             filled += take
             self.row_pos += take
             if self.row_pos == n:
@@ -99,7 +106,7 @@ class _Source(Layer):
                     self.epoch += 1
                     if valid is None:
                         valid = filled
-        self.ctx.batch_valid = valid if (valid is not None and self.ctx.phase == "test") else None
+        self.batch_valid = valid if (valid is not None and self.ctx.phase == "test") else None
         self._apply_transforms(cursor)
 
     def backward(self):
@@ -121,7 +128,10 @@ class _Source(Layer):
         self._loaded = None
 
     def _top_shapes(self):
-        shapes = [(self.p.batch_size,) + tuple(s) for s in self.row_shapes]
+        r = self.ctx.rows
+        self.rows = range(r.start or 0, self.p.batch_size if r.stop is None else r.stop)
+        self.batch_valid = None       # rows of the global batch that belong to the current pass (test phase)
+        shapes = [(len(self.rows),) + tuple(s) for s in self.row_shapes]
         self._init_transforms(shapes[0])
         return shapes
 
