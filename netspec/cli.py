@@ -22,16 +22,57 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except NetspecError as exc:
-            for line in str(exc).splitlines() or [type(exc).__name__]:
-                click.echo(f"error: {line}", err=True)
-            sys.exit(1)
+            fail(str(exc).splitlines() or [type(exc).__name__], everywhere=exc.everywhere)
         except BrokenPipeError:            # output piped into e.g. `head`, which stopped reading
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(0)
         except (OSError, MemoryError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
+            fail([str(exc)], everywhere=False)
+        except BaseException as exc:
+            if isinstance(exc, SystemExit) or not _several_processes():
+                raise
+            import traceback
+            traceback.print_exc()
+            fail([f"{type(exc).__name__} on this process; stopping every process"], everywhere=False)
     return wrapper
+
+
+def _several_processes() -> bool:
+    from .runner import launched_by_mpi
+    return launched_by_mpi()
+
+
+def fail(lines: list[str], everywhere: bool):
+    """Print ``error: ...`` lines and exit 1.  In a run of several processes (mpiexec) rank 0 speaks for an
+    error that every process meets at the same point; an error of one process is printed with its rank and
+    stops all of them (MPI_Abort), so that none waits for it forever."""
+    from .runner import launch_rank, started_world
+
+    if not _several_processes():
+        for line in lines:
+            click.echo(f"error: {line}", err=True)
+        sys.exit(1)
+    rank = launch_rank()
+    if rank == 0:
+        for line in lines:
+            click.echo(f"error: {line}", err=True)
+    world = started_world()
+    if everywhere or world is None or world.size == 1:
+        sys.exit(1)
+    if rank != 0:
+        time.sleep(1.0)              # if rank 0 failed too, it has stopped every process by now
+        for line in lines:
+            click.echo(f"error: rank {rank}: {line}", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    world.abort(1)
+
+
+def echo_root(msg: str = "", **kw):
+    """click.echo on rank 0 only (every process of an mpiexec run computes the same figures)."""
+    from .runner import launch_rank
+    if launch_rank() == 0:
+        click.echo(msg, **kw)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -95,14 +136,17 @@ class Progress:
     the coffee breaks' log lines are the record."""
 
     def __init__(self, total: int):
-        self.total, self.tty = total, sys.stderr.isatty()
+        from .runner import launch_rank
+        self.root = launch_rank() == 0
+        self.total, self.tty = total, sys.stderr.isatty() and self.root
         self.t0 = self.last = time.perf_counter()
         self.start = None
         self.shown = False
 
     def log(self, msg: str):
         self.clear()
-        click.echo(msg)
+        if self.root:
+            click.echo(msg)
 
     def clear(self):
         if self.shown:
@@ -143,7 +187,9 @@ class Progress:
 def train(config, resume, weights, out, overrides):
     """Train the net of CONFIG with its solver and coffee breaks.
 
-    Ctrl-C finishes the current iteration, writes a snapshot and stops; --resume continues exactly there."""
+    Ctrl-C (or SIGTERM) finishes the current iteration, writes a snapshot and stops; --resume continues
+    exactly there.  Started as `mpiexec -n N netspec train CONFIG`, N processes share each batch (data
+    parallelism); rank 0 prints, writes the statistics and the snapshots."""
     from .api import train as api_train
     from .spec import load_spec
 
@@ -169,9 +215,9 @@ def test(config, weights, overrides):
     from .coffee import format_stat
 
     stats, n = evaluate(config, weights, overrides=overrides)
-    click.echo(f"{weights}: {n} examples")
+    echo_root(f"{weights}: {n} examples")
     for k, v in stats.items():
-        click.echo(f"  {format_stat(k, v)}")
+        echo_root(f"  {format_stat(k, v)}")
 
 
 # ------------------------------------------------------------------------------------------------- time

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 
 
 class NetspecError(Exception):
-    """Base class of errors meant for a person (the CLI prints them as they are)."""
+    """Base class of errors meant for a person (the CLI prints them as they are).
+
+    ``everywhere``: every process of a multi-process run raises this error at the same point (a config
+    problem, a loss that all of them agreed is not finite), so one of them reports it and none needs to stop
+    the others."""
+
+    everywhere = False
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,8 @@ class Problem:
 
 class SpecError(NetspecError):
     """One or more problems in a config; ``str()`` gives one line per problem."""
+
+    everywhere = True
 
     def __init__(self, problems):
         self.problems = list(problems)

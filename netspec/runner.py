@@ -135,7 +135,25 @@ def launched_by_mpi() -> bool:
     return False
 
 
+MPI_RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
+
+
+def launch_rank() -> int:
+    """This process's rank as the launcher says (without starting MPI); 0 when not launched by mpiexec."""
+    for var in MPI_RANK_VARS:
+        try:
+            return int(os.environ[var])
+        except (KeyError, ValueError):
+            continue
+    return 0
+
+
 _WORLD: Reducer | None = None
+
+
+def started_world() -> Reducer | None:
+    """The process reducer if this run has started it, else None (nothing is started here)."""
+    return _WORLD
 
 
 def world() -> Reducer:
