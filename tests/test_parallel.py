@@ -197,3 +197,65 @@ def test_a_snapshot_without_a_part_is_refused_naming_it(tmp_path):
                                                            r"'nets/train'\)"):
         netspec.Solver(solver.spec, out_dir=str(tmp_path / "r"), resume=str(tmp_path / "r" / "snapshot-4.h5"),
                        log=quiet)
+
+
+# ----------------------------------------------------------------------------------- time-major blobs
+class _Transpose:
+    """Test layers: N×D → D×N (``batch_axis = 1``: the examples lie on axis 1 of the top) and back."""
+
+    from dataclasses import dataclass as _dc
+
+    @_dc
+    class Params:
+        pass
+
+    def setup(self, bottoms):
+        self.bottoms = bottoms
+        return [bottoms[0].shape[::-1]]
+
+    def forward(self):
+        self.tops[0].data[...] = self.bottoms[0].data.T
+
+    def backward(self):
+        if self.propagate_down[0]:
+            self.bottoms[0].diff[...] = self.tops[0].diff.T
+
+
+def test_a_layer_with_examples_on_axis_1_is_split_on_that_axis(monkeypatch):
+    from netspec.layers.base import Layer
+    to_time = type("ToTimeMajor", (_Transpose, Layer), {"batch_axis": 1, "type_name": "ToTimeMajor"})
+    back = type("ToBatchMajor", (_Transpose, Layer), {"batch_axis": 0, "type_name": "ToBatchMajor"})
+    monkeypatch.setitem(registry.layers._items, "ToTimeMajor", to_time)
+    monkeypatch.setitem(registry.layers._items, "ToBatchMajor", back)
+    rows = ", ".join(f"[{i}, {i % 3}, {i * i % 5}]" for i in range(6))
+    s = parse_spec(f"""
+seed: 5
+layers:
+  - {{name: d, type: MemoryData, batch_size: 6, data: {{x: [{rows}], y: [0, 1, 2, 0, 1, 2]}}, tops: [x, y]}}
+  - {{name: fc, type: InnerProduct, output_dim: 4, bottoms: [x], tops: [h], weight_init: {{type: gaussian, std: 1}}}}
+  - {{name: t, type: ToTimeMajor, bottoms: [h], tops: [ht]}}
+  - {{name: b, type: ToBatchMajor, bottoms: [ht], tops: [hb]}}
+  - {{name: fc2, type: InnerProduct, output_dim: 3, bottoms: [hb], tops: [o]}}
+  - {{name: loss, type: SoftmaxLoss, bottoms: [o, y]}}
+""", "tm.yaml")
+    with Net(s, dtype=np.float64, runner=Runner(threads=1)) as one, \
+            Net(s, dtype=np.float64, runner=Runner(threads=2)) as two:
+        assert two.note is None and len(two.replicas) == 2
+        assert two.blobs["ht"].shape == (4, 6) and two.replicas[1].blobs["ht"].shape == (4, 3)
+        assert np.shares_memory(two.replicas[1].blobs["ht"].data, two.blobs["ht"].data)
+        assert one.forward() == pytest.approx(two.forward(), rel=1e-12)
+        one.backward()
+        two.backward()
+        for p, q in zip(one.params, two.params):
+            np.testing.assert_allclose(p.diff, q.diff, rtol=1e-12, atol=1e-15)
+
+
+def test_a_layer_that_drops_the_batch_axis_runs_in_one_thread_and_says_so():
+    s = parse_spec("""
+layers:
+  - {name: d, type: MemoryData, batch_size: 4, data: {x: [[1, 2], [3, 4], [5, 6], [7, 8]]}, tops: [x]}
+  - {name: r, type: Reshape, shape: [1, -1], bottoms: [x], tops: [z]}
+""", "r.yaml")
+    with Net(s, runner=Runner(threads=2)) as net:
+        assert len(net.replicas) == 1
+        assert net.note == "layer 'r' changes the batch axis of 'z', so each batch runs in 1 thread instead of 2"

@@ -10,7 +10,9 @@ A layer type is a subclass of :class:`Layer`, registered under its YAML name wit
   objective, weighted by ``params.weight``), ``has_stats`` (accumulates statistics over many batches:
   ``reset_statistics`` / ``statistics``), ``inplace_ok`` (may write its top into its bottom's arrays),
   ``differentiable`` (False for layers with no meaningful gradient, such as Accuracy),
-  ``nondiff_bottoms`` (indices of bottoms that never get a gradient, such as labels).
+  ``nondiff_bottoms`` (indices of bottoms that never get a gradient, such as labels), ``batch_axis``
+  (the axis of its tops that carries the examples: 0 for N×…, 1 for a time-major T×N×… blob; the runner
+  cuts the batch into replicas along it).
 
 Life cycle (verbs after Mocha.jl):
 
@@ -25,7 +27,13 @@ Life cycle (verbs after Mocha.jl):
    ``propagate_down[i]``, and *write* every ``param.diff``.  A blob read by several layers is split
    automatically, so a layer never has to accumulate into a bottom's diff.
 5. ``state()`` / ``set_state(d)`` — whatever must survive a snapshot beyond the parameters (a data
-   cursor, running statistics); plain numbers and numpy arrays only.
+   cursor, running statistics); plain numbers, strings and numpy arrays in (nested) dicts.  The net walks
+   every layer for it (``Net.state``) and the snapshot module stores it: a layer never registers anything.
+
+A layer may run as one of several replicas, each over a contiguous group of rows of the global batch
+(threads, MPI processes; see :mod:`netspec.runner`).  It needs to know nothing about that: a loss divides
+by ``ctx.norm_rows(n)`` (the global batch), statistics count ``ctx.valid_rows(n)`` rows, and random draws
+come from ``ctx.uniform(key, out)``, which is keyed by the global row, so the split changes no number.
 
 Layers with ``neuron:`` (Convolution, InnerProduct) apply the activation to their top in place after
 ``forward`` and its derivative to the top's diff before ``backward`` (see :class:`NeuronMixin`).
@@ -112,6 +120,7 @@ class Layer:
     inplace_ok: ClassVar[bool] = False
     differentiable: ClassVar[bool] = True
     nondiff_bottoms: ClassVar[tuple] = ()   # bottoms that never get a gradient (labels)
+    batch_axis: ClassVar[int] = 0           # the axis of the tops that carries the examples
 
     def __init__(self, spec, ctx: Context):
         self.spec = spec
