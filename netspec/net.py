@@ -109,6 +109,10 @@ class Net:
         order = graph.plan(spec.layers, phase)
         sources = [ls for ls in order if ls.cls.is_source]
         n = int(getattr(sources[0].params, "batch_size", 0) or 0) if sources else 0
+        other = next((ls for ls in sources[1:] if getattr(ls.params, "batch_size", n) != n), None)
+        if other is not None and self.runner.size > 1:
+            raise ShapeError(f"{other.where}: layers -> {other.name} -> batch_size: {other.params.batch_size} differs "
+                             f"from {sources[0].name}'s {n}; several processes need one batch size per phase")
         if n and n < self.runner.size:
             raise ShapeError(f"{sources[0].where}: layers -> {sources[0].name} -> batch_size: {n} rows cannot be "
                              f"split over {self.runner.size} processes; use a batch of at least {self.runner.size} "

@@ -129,6 +129,8 @@ class _Source(Layer):
 
     def _top_shapes(self):
         r = self.ctx.rows
+        if self.ctx.batch_total is not None and self.ctx.batch_total != self.p.batch_size:
+            r = slice(0, None)       # a second source of another batch size (one process): its whole batch
         self.rows = range(r.start or 0, self.p.batch_size if r.stop is None else r.stop)
         self.batch_valid = None       # rows of the global batch that belong to the current pass (test phase)
         shapes = [(len(self.rows),) + tuple(s) for s in self.row_shapes]
