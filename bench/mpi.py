@@ -30,7 +30,7 @@ def worker(config: str, steps: int) -> None:
     import numpy as np
 
     import netspec
-    from netspec.solver import Solver
+    from netspec.training.solver import Solver
 
     os.chdir(ROOT)
     spec = netspec.load_spec(os.path.join("configs", f"{config}.yaml"), ["coffee_breaks=[]"])

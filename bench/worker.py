@@ -83,12 +83,12 @@ def random_arrays(n):
 # ---------------------------------------------------------------------------------------------- netspec
 def netspec_solver(batch, data):
     import netspec
-    from netspec.solver import Solver
+    from netspec.training.solver import Solver
     overrides = [f"layers.train-data.batch_size={batch}", "solver.max_iter=100000000"]
     spec = netspec.load_spec(CONFIG, overrides)
     spec.coffee_breaks = []
     if data == "random":
-        from netspec.spec import parse_spec
+        from netspec.config.spec import parse_spec
         x, y = random_arrays(max(batch * 4, 1024))
         plain = spec.to_plain()
         plain["layers"][0] = {"name": "train-data", "type": "MemoryData", "batch_size": batch, "shuffle": True,
@@ -116,8 +116,8 @@ def netspec_train(batch, data, seconds, first_only=False):
 
 def netspec_infer(batch, data, seconds):
     import netspec
-    from netspec.net import Net
-    from netspec.spec import parse_spec
+    from netspec.net.net import Net
+    from netspec.config.spec import parse_spec
     spec = netspec.load_spec(CONFIG)
     x, y = mnist_arrays("test") if data == "mnist" else random_arrays(10000)
     plain = spec.to_plain()

@@ -10,15 +10,15 @@ The Python API mirrors the command line::
 """
 __version__ = "0.1.0"
 
-from ._blas import choose_openblas_coretype  # noqa: E402  (before anything imports numpy)
+from .tools._blas import choose_openblas_coretype  # noqa: E402  (before anything imports numpy)
 
 choose_openblas_coretype()
 
-from .api import (Net, NetSpec, Solver, build_nets, evaluate, load_spec, parse_spec,  # noqa: E402
+from .tools.api import (Net, NetSpec, Solver, build_nets, evaluate, load_spec, parse_spec,  # noqa: E402
                   read_statistics, train)
-from .errors import (DataError, NetspecError, ShapeError, SnapshotError, SpecError,  # noqa: E402
+from .config.errors import (DataError, NetspecError, ShapeError, SnapshotError, SpecError,  # noqa: E402
                      TrainingError)
-from .estimator import Estimator  # noqa: E402
+from .tools.estimator import Estimator  # noqa: E402
 from .testing import check_gradient  # noqa: E402
 
 __all__ = ["Estimator", "Net", "NetSpec", "Solver", "build_nets", "evaluate", "load_spec", "parse_spec", "read_statistics", "train",

@@ -1,3 +1,3 @@
-from .cli import run
+from .tools.cli import run
 
 run()

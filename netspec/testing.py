@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import registry
-from .blob import Blob
-from .errors import Problem, SpecError, Where
-from .fields import build
+from .config import registry
+from .layers.blob import Blob
+from .config.errors import Problem, SpecError, Where
+from .config.fields import build
 from .layers.base import Context
-from .spec import LayerSpec
+from .config.spec import LayerSpec
 
 
 class GradientCheckError(AssertionError):

@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-from netspec._blas import choose_openblas_coretype
+from netspec.tools._blas import choose_openblas_coretype
 
 AVX512 = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma"}
 
@@ -24,7 +24,7 @@ def test_choice_rules():
 
 def test_importing_netspec_first_applies_it():
     code = ("import os, netspec, numpy, threadpoolctl\n"
-            "from netspec._blas import best_coretype, cpu_flags\n"
+            "from netspec.tools._blas import best_coretype, cpu_flags\n"
             "blas = [x for x in threadpoolctl.threadpool_info() if x['user_api'] == 'blas'][0]\n"
             "print(best_coretype(cpu_flags()), os.environ.get('OPENBLAS_CORETYPE'), blas.get('architecture'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

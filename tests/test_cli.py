@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from netspec.cli import main
+from netspec.tools.cli import main
 
 LENET = "configs/mnist_lenet.yaml"
 

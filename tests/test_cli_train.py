@@ -4,7 +4,7 @@ import os
 from click.testing import CliRunner
 from trainkit import small_spec
 
-from netspec.cli import main
+from netspec.tools.cli import main
 
 
 def run(*args):

@@ -3,9 +3,9 @@ import h5py
 import numpy as np
 import pytest
 
-from netspec.errors import DataError
-from netspec.net import Net
-from netspec.spec import parse_spec
+from netspec.config.errors import DataError
+from netspec.net.net import Net
+from netspec.config.spec import parse_spec
 
 
 def write_h5(path, n, start, **extra):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from netspec.cli import main
+from netspec.tools.cli import main
 from netspec.datasets import cifar10
 
 

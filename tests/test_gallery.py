@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 import netspec
-from netspec.errors import SpecError
-from netspec.lounge import read_statistics
+from netspec.config.errors import SpecError
+from netspec.training.lounge import read_statistics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -9,7 +9,7 @@ import yaml
 from click.testing import CliRunner
 from test_datasets import fake_batches, write_binary
 
-from netspec.cli import main
+from netspec.tools.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import distinct
 
-from netspec import registry
+from netspec.config import registry
 from netspec.testing import GradientCheckError, check_gradient, make_layer
 
 

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from netspec.errors import SpecError
-from netspec.graph import plan
-from netspec.net import Net, build_nets
-from netspec.spec import parse_spec
+from netspec.config.errors import SpecError
+from netspec.net.graph import plan
+from netspec.net.net import Net, build_nets
+from netspec.config.spec import parse_spec
 
 MEM = "{name: d, type: MemoryData, batch_size: 4, data: {x: [[1, 2, 3], [3, 4, 5], [0, 1, 0], [2, 2, 2]], y: [0, 1, 2, 1]}, tops: [x, y]}"
 

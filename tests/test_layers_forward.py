@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from netspec.errors import DataError
+from netspec.config.errors import DataError
 from netspec.testing import make_layer
 
 
@@ -135,7 +135,7 @@ def test_elementwise_values():
 
 
 def test_fillers_statistics():
-    from netspec.fillers import Filler, fill
+    from netspec.config.fillers import Filler, fill
     r = np.random.default_rng(0)
     w = fill(Filler("xavier"), (200, 50, 3, 3), r)
     bound = np.sqrt(3.0 / (50 * 9))

@@ -8,9 +8,9 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from netspec.cli import main
+from netspec.tools.cli import main
 from netspec.datasets import mnist
-from netspec.lounge import read_statistics
+from netspec.training.lounge import read_statistics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL = os.environ.get(mnist.ENV_VAR) or os.path.join(ROOT, "..", "shared", "data", "mnist")

@@ -5,8 +5,8 @@ so the config holds the transposes."""
 import numpy as np
 import pytest
 
-from netspec.net import Net
-from netspec.spec import parse_spec
+from netspec.net.net import Net
+from netspec.config.spec import parse_spec
 
 W1 = np.array([[.1, .2, .3, .4], [.5, .6, .7, .8], [.9, 1, 1.1, 1.2]])
 B1 = [-2, -6, -1, -7]

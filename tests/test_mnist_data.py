@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from netspec.cli import main
+from netspec.tools.cli import main
 from netspec.datasets import mnist
-from netspec.errors import DataError
+from netspec.config.errors import DataError
 
 REAL = os.environ.get(mnist.ENV_VAR) or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
 have_real = pytest.mark.skipif(not os.path.isfile(os.path.join(REAL, "t10k-labels-idx1-ubyte.gz")),

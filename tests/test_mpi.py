@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from mpikit import LENET, make_mnist_like, mpiexec, netspec_cmd
 
-from netspec import snapshot as snap_io
-from netspec.lounge import read_statistics
+from netspec.training import snapshot as snap_io
+from netspec.training.lounge import read_statistics
 
 pytest.importorskip("mpi4py", reason="the MPI tests need the mpi extra: pip install -e \".[mpi]\"")
 

@@ -4,7 +4,7 @@ import tracemalloc
 import numpy as np
 from trainkit import small_spec
 
-from netspec.solver import Solver
+from netspec.training.solver import Solver
 
 
 def test_training_steps_allocate_no_arrays(tmp_path, monkeypatch):

@@ -6,11 +6,11 @@ from test_gradients import CASES
 from trainkit import small_spec
 
 import netspec
-from netspec import registry
-from netspec import snapshot as snap_io
-from netspec.net import Net
-from netspec.runner import Runner, chunk_slice
-from netspec.spec import parse_spec
+from netspec.config import registry
+from netspec.training import snapshot as snap_io
+from netspec.net.net import Net
+from netspec.net.runner import Runner, chunk_slice
+from netspec.config.spec import parse_spec
 from netspec.testing import make_layer
 
 
@@ -193,7 +193,7 @@ def test_a_snapshot_without_a_part_is_refused_naming_it(tmp_path):
     import h5py
     with h5py.File(tmp_path / "r" / "snapshot-4.h5", "a") as f:
         del f["nets/train"]
-    with pytest.raises(netspec.errors.SnapshotError, match=r"snapshot-4.h5: incomplete snapshot \(no state for "
+    with pytest.raises(netspec.config.errors.SnapshotError, match=r"snapshot-4.h5: incomplete snapshot \(no state for "
                                                            r"'nets/train'\)"):
         netspec.Solver(solver.spec, out_dir=str(tmp_path / "r"), resume=str(tmp_path / "r" / "snapshot-4.h5"),
                        log=quiet)

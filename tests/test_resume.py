@@ -8,10 +8,10 @@ import pytest
 from trainkit import small_spec
 
 import netspec
-from netspec import snapshot as snap_io
-from netspec.errors import SnapshotError, TrainingError
-from netspec.lounge import read_statistics
-from netspec.solver import Solver
+from netspec.training import snapshot as snap_io
+from netspec.config.errors import SnapshotError, TrainingError
+from netspec.training.lounge import read_statistics
+from netspec.training.solver import Solver
 
 ADAM = "method: adam, lr_policy: {type: step, base_lr: 0.01, gamma: 0.5, stepsize: 7}"
 SGD = "method: sgd, mom_policy: 0.9, lr_policy: {type: inv, base_lr: 0.05, gamma: 0.01, power: 0.75}"

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from netspec.errors import ShapeError
-from netspec.net import Net
-from netspec.spec import parse_spec
+from netspec.config.errors import ShapeError
+from netspec.net.net import Net
+from netspec.config.spec import parse_spec
 
 IMG = "{name: d, type: MemoryData, batch_size: 2, tops: [x, y], data: {x: [[[[1, 2, 3, 4, 5, 6]]], [[[1, 2, 3, 4, 5, 6]]]], y: [0, 1]}}"
 

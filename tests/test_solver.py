@@ -4,12 +4,12 @@ import math
 import numpy as np
 import pytest
 
-from netspec import registry
-from netspec.errors import SpecError
-from netspec.policies import Staged
-from netspec.runner import Runner
-from netspec.solver import Solver
-from netspec.spec import parse_spec
+from netspec.config import registry
+from netspec.config.errors import SpecError
+from netspec.training.policies import Staged
+from netspec.net.runner import Runner
+from netspec.training.solver import Solver
+from netspec.config.spec import parse_spec
 
 
 def lr(spec_text, it):

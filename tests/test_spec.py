@@ -3,8 +3,8 @@ import textwrap
 
 import pytest
 
-from netspec.errors import SpecError
-from netspec.spec import load_spec, parse_spec
+from netspec.config.errors import SpecError
+from netspec.config.spec import load_spec, parse_spec
 
 
 def problems(text, name="net.yaml"):

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from netspec.backend import cpu
-from netspec.errors import SpecError
-from netspec.net import Net
-from netspec.spec import parse_spec
+from netspec.config.errors import SpecError
+from netspec.net.net import Net
+from netspec.config.spec import parse_spec
 
 F32 = np.float32
 

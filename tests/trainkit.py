@@ -4,7 +4,7 @@ import os
 import h5py
 import numpy as np
 
-from netspec.spec import parse_spec
+from netspec.config.spec import parse_spec
 
 
 def make_data(folder, n=120, seed=0):

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from ..errors import DataError
+from ..config.errors import DataError
 from . import write_shards, write_stats
 
 DATA_KEYS = ("data", "X", "x", "features")

@@ -15,7 +15,7 @@ import urllib.request
 
 import numpy as np
 
-from ..errors import DataError
+from ..config.errors import DataError
 from . import md5sum, write_shards, write_stats
 
 ENV_VAR = "NETSPEC_MNIST_DIR"

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import registry
-from ..fields import number, param
+from ..config import registry
+from ..config.fields import number, param
 from .base import Layer, name_key
 
 

@@ -46,12 +46,26 @@ from typing import ClassVar
 
 import numpy as np
 
-from .. import registry
-from ..blob import Blob, Param
-from ..errors import ShapeError, Where
-from ..fields import param
-from ..fillers import fill
-from ..runner import RandomStream
+from ..config import registry
+from .blob import Blob, Param
+from ..config.errors import ShapeError, Where
+from ..config.fields import param
+from ..config.fillers import fill
+
+
+class RandomStream:
+    """Counter-based randomness: a draw is a pure function of (seed, key, pass, global row, column), so it
+    does not depend on how the batch is split; the whole state is the pass counter."""
+
+    def __init__(self, seed: int):
+        self.seed = int(seed) & 0xFFFFFFFFFFFFFFFF
+        self.count = 0
+
+    def state(self) -> dict:
+        return {"count": self.count}
+
+    def set_state(self, state: dict) -> None:
+        self.count = int(state["count"])
 
 
 @dataclass

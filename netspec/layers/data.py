@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from .. import registry
-from ..errors import DataError
-from ..fields import Invalid, boolean, fields_plain, integer, param, string
-from ..transforms import build_transforms, transforms_param
+from ..config import registry
+from ..config.errors import DataError
+from ..config.fields import Invalid, boolean, fields_plain, integer, param, string
+from .transforms import build_transforms, transforms_param
 from .base import Layer
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import registry
-from ..fields import integer, param
+from ..config import registry
+from ..config.fields import integer, param
 from .base import Layer, NeuronMixin, fmt_shape
 from .learnable import LearnableParams, add_weight_and_bias
 

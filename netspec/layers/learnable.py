@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..fields import boolean, number, param
-from ..fillers import Filler, filler
+from ..config.fields import boolean, number, param
+from ..config.fillers import Filler, filler
 from .base import neuron_param
 
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import registry
-from ..errors import DataError
-from ..fields import choice, number, param
+from ..config import registry
+from ..config.errors import DataError
+from ..config.fields import choice, number, param
 from .activation import as_ncs
 from .base import Layer, fmt_shape
 

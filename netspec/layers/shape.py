@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import registry
-from ..fields import Invalid, choice, integer, number_list, optional, param
+from ..config import registry
+from ..config.fields import Invalid, choice, integer, number_list, optional, param
 from .activation import NoParams
 from .base import Layer, fmt_shape
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .coffee import evaluate_net
-from .errors import Problem, SpecError, Where
-from .lounge import read_statistics
-from .net import Net, build_nets
-from .snapshot import load as load_snapshot
-from .snapshot import load_params
-from .solver import Solver
-from .spec import NetSpec, load_spec, parse_spec
+from ..training.coffee import evaluate_net
+from ..config.errors import Problem, SpecError, Where
+from ..training.lounge import read_statistics
+from ..net.net import Net, build_nets
+from ..training.snapshot import load as load_snapshot
+from ..training.snapshot import load_params
+from ..training.solver import Solver
+from ..config.spec import NetSpec, load_spec, parse_spec
 
 
 def _spec(config, overrides=()):

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import registry
-from .errors import Problem, Where
-from .fields import Invalid, build, fields_plain, integer, optional, param
-from .yamlio import line_of
+from ..config import registry
+from ..config.errors import Problem, Where
+from ..config.fields import Invalid, build, fields_plain, integer, optional, param
+from ..config.yamlio import line_of
 
 
 @dataclass(kw_only=True)
@@ -108,7 +108,7 @@ class ValidationPerformance(Schedule, CoffeeBreak):
 
     def init(self, solver):
         if solver.test_net is None:
-            from .errors import SpecError
+            from ..config.errors import SpecError
             raise SpecError([Problem(Where(solver.spec.path), "coffee_breaks -> ValidationPerformance",
                                      "needs a test phase: mark a data layer 'phase: test'")])
 

@@ -28,14 +28,14 @@ from dataclasses import dataclass
 import numpy as np
 import yaml
 
-from . import registry
+from ..config import registry
 from . import snapshot as snap_io
-from .errors import Problem, SnapshotError, SpecError, TrainingError, Where
-from .fields import build, choice, integer, number, optional, param, to_plain
+from ..config.errors import Problem, SnapshotError, SpecError, TrainingError, Where
+from ..config.fields import build, choice, integer, number, optional, param, to_plain
 from .lounge import Lounge
-from .runner import Runner, chunk_slice
+from ..net.runner import Runner, chunk_slice
 from .policies import MomFixed, parse_policy
-from .yamlio import line_of
+from ..config.yamlio import line_of
 
 
 # -------------------------------------------------------------------------------------------- methods
@@ -179,7 +179,7 @@ class Solver:
         if spec.solver is None:
             raise SpecError([Problem(Where(spec.path), "solver", "the config has no 'solver:' block; add one "
                                      "(method, max_iter, lr_policy) to train")])
-        from .net import build_nets
+        from ..net.net import build_nets
         self.spec, self.sp = spec, spec.solver
         self.train_net, self.test_net = nets if nets is not None else build_nets(spec, dtype=dtype, runner=runner)
         self.runner = self.train_net.runner

@@ -12,7 +12,7 @@ import time
 
 import click
 
-from .errors import NetspecError
+from ..config.errors import NetspecError
 
 
 def friendly(fn):
@@ -38,7 +38,7 @@ def friendly(fn):
 
 
 def _several_processes() -> bool:
-    from .runner import launched_by_mpi
+    from ..net.runner import launched_by_mpi
     return launched_by_mpi()
 
 
@@ -46,7 +46,7 @@ def fail(lines: list[str], everywhere: bool):
     """Print ``error: ...`` lines and exit 1.  In a run of several processes (mpiexec) rank 0 speaks for an
     error that every process meets at the same point; an error of one process is printed with its rank and
     stops all of them (MPI_Abort), so that none waits for it forever."""
-    from .runner import launch_rank, started_world
+    from ..net.runner import launch_rank, started_world
 
     if not _several_processes():
         for line in lines:
@@ -70,7 +70,7 @@ def fail(lines: list[str], everywhere: bool):
 
 def echo_root(msg: str = "", **kw):
     """click.echo on rank 0 only (every process of an mpiexec run computes the same figures)."""
-    from .runner import launch_rank
+    from ..net.runner import launch_rank
     if launch_rank() == 0:
         click.echo(msg, **kw)
 
@@ -90,7 +90,7 @@ def main():
 def show(config, phase, overrides):
     """Print the layer table of CONFIG: wiring, blob shapes, parameter counts, memory."""
     from .api import load_spec
-    from .net import Net
+    from ..net.net import Net
     from .report import layer_table
 
     spec = load_spec(config, overrides)
@@ -104,9 +104,9 @@ def show(config, phase, overrides):
 @friendly
 def layers(layer_type):
     """List the layer types, or the parameters of LAYER_TYPE (name, default, meaning)."""
-    from . import registry
-    from .fields import Invalid, describe
-    from .layers.base import bottom_count, top_count     # importing the layers package registers them
+    from ..config import registry
+    from ..config.fields import Invalid, describe
+    from ..layers.base import bottom_count, top_count     # importing the layers package registers them
 
     if layer_type is None:
         for name, cls in registry.layers.items():
@@ -136,7 +136,7 @@ class Progress:
     the coffee breaks' log lines are the record."""
 
     def __init__(self, total: int):
-        from .runner import launch_rank
+        from ..net.runner import launch_rank
         self.root = launch_rank() == 0
         self.total, self.tty = total, sys.stderr.isatty() and self.root
         self.t0 = self.last = time.perf_counter()
@@ -191,7 +191,7 @@ def train(config, resume, weights, out, overrides):
     exactly there.  Started as `mpiexec -n N netspec train CONFIG`, N processes share each batch (data
     parallelism); rank 0 prints, writes the statistics and the snapshots."""
     from .api import train as api_train
-    from .spec import load_spec
+    from ..config.spec import load_spec
 
     if resume and weights:
         raise click.UsageError("give --resume or --weights, not both")
@@ -212,7 +212,7 @@ def train(config, resume, weights, out, overrides):
 def test(config, weights, overrides):
     """Evaluate a snapshot on the test-phase data of CONFIG: every loss and accuracy, over the whole set."""
     from .api import evaluate
-    from .coffee import format_stat
+    from ..training.coffee import format_stat
 
     stats, n = evaluate(config, weights, overrides=overrides)
     echo_root(f"{weights}: {n} examples")
@@ -230,7 +230,7 @@ def time_cmd(config, iterations, overrides):
     """Time CONFIG's training iterations: per-layer forward/backward, BLAS vs numba vs Python, img/s."""
     import tempfile
 
-    from .spec import load_spec
+    from ..config.spec import load_spec
     from .timing import format_timing, time_net
 
     spec = load_spec(config, overrides)
@@ -252,7 +252,7 @@ def data():
 @friendly
 def data_mnist(src, out, shard_rows):
     """MNIST IDX files -> OUT/{train,test}.txt and HDF5 shards (data N×1×28×28 ×1/256, label)."""
-    from .datasets import mnist
+    from ..datasets import mnist
 
     totals = {"train": 60000, "test": 10000}
     bars = {}
@@ -279,7 +279,7 @@ def data_mnist(src, out, shard_rows):
 @friendly
 def data_cifar10(src, out, shard_rows):
     """CIFAR-10 -> OUT/{train,test}.txt, HDF5 shards (data N×3×32×32 uint8, label) and OUT/mean.h5."""
-    from .datasets import cifar10
+    from ..datasets import cifar10
 
     lists = cifar10.prepare(src, out, shard_rows, echo=lambda m: click.echo(m, err=True))
     for split, (path, n) in lists.items():
@@ -299,7 +299,7 @@ def data_cifar10(src, out, shard_rows):
 @friendly
 def data_arrays(source, out, split, labels, data_key, label_key, label_column, shard_rows):
     """A .npy, .npz or .csv file -> OUT/SPLIT.txt, HDF5 shards (data, label) and OUT/mean.h5."""
-    from .datasets import arrays
+    from ..datasets import arrays
 
     listing = arrays.prepare(source, out, split, labels, data_key, label_key, label_column, shard_rows)
     click.echo(f"{split}: {listing}")

@@ -14,9 +14,9 @@ from __future__ import annotations
 import heapq
 from dataclasses import replace
 
-from . import registry
-from .errors import Problem, SpecError
-from .fields import did_you_mean
+from ..config import registry
+from ..config.errors import Problem, SpecError
+from ..config.fields import did_you_mean
 
 
 def plan(layer_specs, phase: str) -> list:

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .errors import NetspecError
+from ..config.errors import NetspecError
 
 
 def chunk_slice(size: int, k: int, parts: int) -> slice:
@@ -296,18 +296,3 @@ class Runner:
             return f"batch {n}: 1 process, {threads}"
         return (f"batch {n}: {self.size} processes × {local.stop - local.start} rows "
                 f"(rank {self.rank}), each {threads}")
-
-
-class RandomStream:
-    """Counter-based randomness: a draw is a pure function of (seed, key, pass, global row, column), so it
-    does not depend on how the batch is split; the whole state is the pass counter."""
-
-    def __init__(self, seed: int):
-        self.seed = int(seed) & 0xFFFFFFFFFFFFFFFF
-        self.count = 0
-
-    def state(self) -> dict:
-        return {"count": self.count}
-
-    def set_state(self, state: dict) -> None:
-        self.count = int(state["count"])

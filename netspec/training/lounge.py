@@ -12,7 +12,7 @@ import os
 import h5py
 import numpy as np
 
-from .errors import SnapshotError
+from ..config.errors import SnapshotError
 
 
 class Lounge:

@@ -19,11 +19,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from . import layers as _layers  # noqa: F401  (registers the layer types)
+from .. import layers as _layers  # noqa: F401  (registers the layer types)
 from . import registry
 from .errors import Problem, SpecError, Where
 from .fields import Invalid, build, did_you_mean, integer, string, to_plain
-from .layers.base import count_phrase
+from ..layers.base import count_phrase
 from .yamlio import line_of, load_yaml
 
 COMMON_KEYS = ("name", "type", "bottoms", "tops", "phase")
@@ -132,11 +132,11 @@ def parse_spec(raw, filename: str = "<config>") -> NetSpec:
     layer_specs = _parse_layers(raw.get("layers"), filename, top, problems)
     solver = coffee = None
     if raw.get("solver") is not None:
-        from .solver import parse_solver
+        from ..training.solver import parse_solver
         solver = parse_solver(raw["solver"], Where(filename, line_of(raw, "solver", 1)), problems)
     coffee = []
     if raw.get("coffee_breaks") is not None:
-        from .coffee import parse_coffee_breaks
+        from ..training.coffee import parse_coffee_breaks
         coffee = parse_coffee_breaks(raw["coffee_breaks"], Where(filename, line_of(raw, "coffee_breaks", 1)),
                                      problems)
     if problems:

@@ -25,11 +25,11 @@ import tempfile
 
 import numpy as np
 
-from . import registry
-from .errors import DataError, Problem, SpecError, Where
-from .net import Net
-from .spec import NetSpec, load_spec, parse_spec
-from .yamlio import load_yaml
+from ..config import registry
+from ..config.errors import DataError, Problem, SpecError, Where
+from ..net.net import Net
+from ..config.spec import NetSpec, load_spec, parse_spec
+from ..config.yamlio import load_yaml
 
 
 class Estimator:
@@ -70,7 +70,7 @@ class Estimator:
             layers.insert(0, {"name": "data", "type": "MemoryData", "batch_size": 1, "tops": ["data", "label"],
                               "data": {"data": [[0.0]], "label": [0.0]}})
         if overrides:
-            from .overrides import apply_overrides
+            from ..config.overrides import apply_overrides
             raw = apply_overrides(raw, overrides, name)
         return parse_spec(raw, name), added
 
@@ -110,7 +110,7 @@ class Estimator:
             sp.max_iter = int(max_iter)
         spec.solver, spec.coffee_breaks = sp, []
         if self.log is not None:
-            from .coffee import TrainingSummary
+            from ..training.coffee import TrainingSummary
             spec.coffee_breaks = [TrainingSummary(every_n_iter=max(1, sp.max_iter // 10))]
         from .api import train
         with tempfile.TemporaryDirectory(prefix="netspec-fit-") as tmp:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from . import registry
-from .errors import Problem, Where
-from .fields import Invalid, boolean, build, fields_plain, integer, int_list, number, param, string
-from .yamlio import line_of
+from ..config import registry
+from ..config.errors import Problem, Where
+from ..config.fields import Invalid, boolean, build, fields_plain, integer, int_list, number, param, string
+from ..config.yamlio import line_of
 
 
 class Policy:

@@ -29,12 +29,12 @@ import math
 
 import numpy as np
 
-from . import backend as backends
+from .. import backend as backends
 from . import graph
-from .blob import Blob
-from .errors import ShapeError
-from .layers.base import Context, fmt_shape
-from .runner import RandomStream, Runner, Team
+from ..layers.blob import Blob
+from ..config.errors import ShapeError
+from ..layers.base import Context, RandomStream, fmt_shape
+from .runner import Runner, Team
 
 
 class _Unshardable(Exception):

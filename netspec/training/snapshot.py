@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from .errors import SnapshotError
+from ..config.errors import SnapshotError
 
 FORMAT = 2
 NAME = re.compile(r"^snapshot-(\d+)\.h5$")

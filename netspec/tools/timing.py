@@ -63,9 +63,9 @@ def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str = "/tmp/n
     it) and ``iterations`` with every layer and backend call timed, in alternating blocks of :data:`BLOCK`
     so that both see the same machine; returns per-layer and per-kind timings (seconds per iteration,
     medians over the blocks) and both throughputs."""
-    from . import backend as backends
-    from .net import build_nets
-    from .solver import Solver
+    from .. import backend as backends
+    from ..net.net import build_nets
+    from ..training.solver import Solver
 
     timed_be = TimedBackend(backends.get("cpu"))
     train, test = build_nets(spec, backend=timed_be)

@@ -21,8 +21,8 @@ import os
 import h5py
 import numpy as np
 
-from .errors import DataError
-from .fields import Invalid, did_you_mean
+from ..config.errors import DataError
+from ..config.fields import Invalid, did_you_mean
 
 KINDS = {"scale": {"factor"}, "mean": {"file", "values", "per_channel"}, "std": {"file", "values"},
          "mirror": set(), "crop": {"pad"}, "rotate": {"degrees"}}

@@ -1,0 +1,1 @@
+"""What people call: the Python API, the command line, the Estimator, ``show`` and ``time``."""
