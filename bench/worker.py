@@ -85,8 +85,7 @@ def netspec_solver(batch, data):
     import netspec
     from netspec.training.solver import Solver
     overrides = [f"layers.train-data.batch_size={batch}", "solver.max_iter=100000000"]
-    spec = netspec.load_spec(CONFIG, overrides)
-    spec.coffee_breaks = []
+    spec = netspec.load_spec(CONFIG, overrides).replace(coffee_breaks=())
     if data == "random":
         from netspec.config.spec import parse_spec
         x, y = random_arrays(max(batch * 4, 1024))
@@ -95,8 +94,7 @@ def netspec_solver(batch, data):
                               "tops": ["data", "label"], "phase": "train", "data": {"data": [[0]], "label": [0]}}
         plain["layers"] = [x for x in plain["layers"] if x.get("phase") != "test"]   # training only
         spec = parse_spec(plain)
-        spec.layer("train-data").params.data = {"data": x, "label": y}
-        spec.coffee_breaks = []
+        spec = spec.with_layer("train-data", data={"data": x, "label": y}).replace(coffee_breaks=())
     else:
         os.chdir(ROOT)
     return Solver(spec, out_dir=os.path.join("/tmp", f"netspec-bench-{os.getpid()}"), log=lambda m: None)
@@ -124,7 +122,7 @@ def netspec_infer(batch, data, seconds):
     plain["layers"][1] = {"name": "test-data", "type": "MemoryData", "batch_size": batch,
                           "tops": ["data", "label"], "phase": "test", "data": {"data": [[0]], "label": [0]}}
     spec = parse_spec(plain)
-    spec.layer("test-data").params.data = {"data": x, "label": y}
+    spec = spec.with_layer("test-data", data={"data": x, "label": y})
     net = Net(spec, "test")
     with net.ctx.backend.compute_threads():
         for _ in range(2):

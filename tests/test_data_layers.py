@@ -135,6 +135,7 @@ layers:
     net.forward()
     np.testing.assert_array_equal(net.blobs["y"].data, [1, 0, 1])
     assert net.epoch == 1
-    spec.layer("m").params.data = {"x": np.ones((2, 5)), "y": np.zeros(3)}
+    bad = spec.with_layer("m", data={"x": np.ones((2, 5)), "y": np.zeros(3)})
+    assert spec.layer("m").params.data["x"].shape == (4, 2)        # the spec itself is frozen
     with pytest.raises(DataError, match=r"arrays must have the same, non-zero number of rows \(x: 2, y: 3\)"):
-        Net(spec)
+        Net(bad)

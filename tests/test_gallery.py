@@ -81,7 +81,7 @@ def test_large_arrays_from_python_are_named_not_written_into_the_filled_in_spec(
          "data": {"data": [[0.0] * 8], "label": [0]}},
         {"type": "InnerProduct", "output_dim": 2, "bottoms": ["data"]}, {"type": "SoftmaxLoss"}],
         "solver": {"max_iter": 2, "lr_policy": 0.1}})
-    spec.layer("d").params.data = {"data": X, "label": y}
+    spec = spec.with_layer("d", data={"data": X, "label": y})
     netspec.train(spec, out_dir=str(tmp_path), log=lambda m: None)
     data = yaml.safe_load(open(tmp_path / "spec.yaml"))["layers"][0]["data"]
     assert data["data"] == "<float32 array of shape [3000, 8] given from Python>"

@@ -6,7 +6,8 @@ import pytest
 
 from netspec.config import registry
 from netspec.config.errors import SpecError
-from netspec.training.policies import Staged
+from netspec.config.policies import Staged
+from netspec.training.policies import make_policy
 from netspec.net.runner import Runner
 from netspec.training.solver import Solver
 from netspec.config.spec import parse_spec
@@ -67,13 +68,14 @@ def test_momentum_policies():
 def test_decay_on_validation():
     s = parse_spec("layers:\n  - {name: d, type: MemoryData, batch_size: 1, tops: [x], data: {x: [[1]]}}\n"
                    "solver: {max_iter: 1, lr_policy: {type: decay_on_validation, base_lr: 1.0, key: acc, decay_ratio: 0.5}}\n")
-    p = s.solver.lr_policy
+    p = make_policy(s.solver.lr_policy)      # the run-time policy keeps the state; the spec stays as written
     for acc, want in ((0.5, 1.0), (0.6, 1.0), (0.55, 0.5), (0.6, 0.25), (0.7, 0.25)):
         p.on_validation({"acc": acc})
         assert p.at(0) == want
-    q = type(p)(base_lr=1.0, key="acc")
+    q = make_policy(s.solver.lr_policy)
     q.set_state(p.state())
     assert q.at(0) == 0.25 and q.best == 0.7
+    assert make_policy(s.solver.lr_policy).at(0) == 1.0
 
 
 # ------------------------------------------------------------------------------------ one update by hand
@@ -103,7 +105,7 @@ def run_updates(spec, grads):
         p.diff[...] = g.reshape(p.shape)
         w, gr, h, lrm, dm = solver._chunks[0][0]
         solver.method.update(solver.be, w, gr, h, solver.lr_at(k) * lrm, solver.mom_at(k),
-                             solver.sp.regu_coef * dm, solver.sp.regularization == "L1", k, solver.sp)
+                             solver.sp.regu_coef * dm, solver.sp.regularization == "L1", k)
         out.append(p.data.reshape(-1).astype(np.float64).copy())
     return out
 

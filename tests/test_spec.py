@@ -125,7 +125,7 @@ layers:
   - {{name: act, type: ReLU}}
   - {{name: fc2, type: InnerProduct, output_dim: 2, bottoms: [fc1]}}
 """)
-    wiring = {ls.name: (ls.bottoms, ls.tops, ls.inferred) for ls in spec.layers}
+    wiring = {ls.name: (list(ls.bottoms), list(ls.tops), ls.inferred) for ls in spec.layers}
     assert wiring["fc1"] == (["x"], ["fc1"], ("bottoms", "tops"))
     assert wiring["act"] == (["fc1"], ["act"], ("bottoms", "tops"))
     assert wiring["fc2"] == (["fc1"], ["fc2"], ("tops",))

@@ -17,7 +17,7 @@ def net(transforms, phase="train", n=8, c=3, hw=6, batch=4, seed=3):
     spec = parse_spec({"seed": seed, "layers": [
         {"name": "d", "type": "MemoryData", "batch_size": batch, "tops": ["data", "label"],
          "data": {"data": [[0]], "label": [0]}, "transforms": transforms}]})
-    spec.layer("d").params.data = {"data": x, "label": np.zeros(n)}
+    spec = spec.with_layer("d", data={"data": x, "label": np.zeros(n)})
     return Net(spec, phase), x
 
 

@@ -29,7 +29,7 @@ KINDS = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Filler:
     type: str = "constant"
     value: float = 0.0
@@ -74,7 +74,7 @@ def filler(v) -> Filler:
             raise Invalid(f"a filler mapping needs 'type:' one of {', '.join(KINDS)}"
                           + (f"; got '{v.get('type')}'{did_you_mean(kind, KINDS)}" if "type" in v else ""))
         allowed = KINDS[kind]
-        out = Filler(kind)
+        given = {}
         for key, x in v.items():
             if key == "type":
                 continue
@@ -82,11 +82,12 @@ def filler(v) -> Filler:
                 raise Invalid(f"filler '{kind}' has no parameter '{key}'{did_you_mean(key, allowed)}"
                               f"; it takes: {', '.join(allowed) or 'nothing'}")
             if key == "values":
-                out.values = filler(x).values
+                given["values"] = filler(x).values
                 continue
             if isinstance(x, bool) or not isinstance(x, (int, float)):
                 raise Invalid(f"filler parameter '{key}' must be a number, got {x!r}")
-            setattr(out, key, float(x))
+            given[key] = float(x)
+        out = Filler(kind, **given)
         if kind == "uniform" and not out.min < out.max:
             raise Invalid(f"uniform filler needs min < max, got min={out.min:g}, max={out.max:g}")
         if kind == "gaussian" and out.std < 0:

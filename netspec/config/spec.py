@@ -16,14 +16,16 @@ The result is "filled in": every default is resolved, and ``NetSpec.to_plain()``
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 
-from .. import layers as _layers  # noqa: F401  (registers the layer types)
 from . import registry
+from .coffee import parse_coffee_breaks
 from .errors import Problem, SpecError, Where
 from .fields import Invalid, build, did_you_mean, integer, string, to_plain
-from ..layers.base import count_phrase
+from .solver import parse_solver
+from .words import count_phrase
 from .yamlio import line_of, load_yaml
 
 COMMON_KEYS = ("name", "type", "bottoms", "tops", "phase")
@@ -31,7 +33,7 @@ TOP_LEVEL = ("name", "seed", "layers", "solver", "coffee_breaks")
 PHASES = ("train", "test")
 
 
-@dataclass
+@dataclass(frozen=True)
 class LayerSpec:
     name: str
     type: str
@@ -61,14 +63,25 @@ class LayerSpec:
         return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class NetSpec:
     name: str
     seed: int
-    layers: list
+    layers: tuple
     solver: object = None
-    coffee_breaks: list = field(default_factory=list)
+    coffee_breaks: tuple = ()
     path: str = "<config>"
+
+    def replace(self, **changes) -> "NetSpec":
+        """A copy with some fields changed (a spec is frozen): ``spec.replace(coffee_breaks=())``."""
+        return dataclasses.replace(self, **changes)
+
+    def with_layer(self, name: str, **params) -> "NetSpec":
+        """A copy in which layer ``name`` has some parameters changed, e.g. numpy arrays for a MemoryData:
+        ``spec.with_layer("data", data={"data": X, "label": y})``."""
+        ls = self.layer(name)
+        new = dataclasses.replace(ls, params=dataclasses.replace(ls.params, **params))
+        return self.replace(layers=tuple(new if x is ls else x for x in self.layers))
 
     @property
     def base_dir(self) -> str:
@@ -132,16 +145,14 @@ def parse_spec(raw, filename: str = "<config>") -> NetSpec:
     layer_specs = _parse_layers(raw.get("layers"), filename, top, problems)
     solver = coffee = None
     if raw.get("solver") is not None:
-        from ..training.solver import parse_solver
         solver = parse_solver(raw["solver"], Where(filename, line_of(raw, "solver", 1)), problems)
     coffee = []
     if raw.get("coffee_breaks") is not None:
-        from ..training.coffee import parse_coffee_breaks
         coffee = parse_coffee_breaks(raw["coffee_breaks"], Where(filename, line_of(raw, "coffee_breaks", 1)),
                                      problems)
     if problems:
         raise SpecError(problems)
-    return NetSpec(name, seed, layer_specs, solver, coffee, filename)
+    return NetSpec(name, seed, tuple(layer_specs), solver, tuple(coffee), filename)
 
 
 def _scalar(raw, key, conv, default, filename, problems):
@@ -221,7 +232,7 @@ def _parse_layers(items, filename, top, problems) -> list[LayerSpec]:
         if tops:
             prev_top = tops[0]
         if params is not None:
-            out.append(LayerSpec(lname, ltype, list(bottoms), list(tops), phase, params, where, tuple(inferred)))
+            out.append(LayerSpec(lname, ltype, tuple(bottoms), tuple(tops), phase, params, where, tuple(inferred)))
     return out
 
 

@@ -45,7 +45,7 @@ class TanhNeuron:
         be.tanh_backward(y, dy, dx)
 
 
-@dataclass
+@dataclass(frozen=True)
 class NoParams:
     pass
 
@@ -88,7 +88,7 @@ class TanhLayer(_Elementwise):
 
 
 # ---------------------------------------------------------------------------------------------- dropout
-@dataclass
+@dataclass(frozen=True)
 class DropoutParams:
     ratio: float = param(number(lo=0.0, hi=1.0, hi_open=True), 0.5, "probability of dropping a unit (Caffe: dropout_ratio)")
 

@@ -51,6 +51,7 @@ from .blob import Blob, Param
 from ..config.errors import ShapeError, Where
 from ..config.fields import param
 from ..config.fillers import fill
+from ..config.words import fmt_shape  # noqa: F401  (layers import it from here)
 
 
 class RandomStream:
@@ -117,10 +118,6 @@ class Context:
 def name_key(name: str) -> int:
     """A stable 32-bit key of a name (for random streams): the same in every process and run."""
     return zlib.crc32(name.encode())
-
-
-def fmt_shape(shape) -> str:
-    return "×".join(str(int(s)) for s in shape)
 
 
 class Layer:
@@ -243,21 +240,3 @@ class NeuronMixin:
 
 def neuron_param():
     return param(neuron_name, None, "activation applied in place to the output: relu, sigmoid, tanh (or none)")
-
-
-def bottom_count(layer_cls) -> str:
-    return count_phrase(layer_cls.n_bottoms, "bottom")
-
-
-def top_count(layer_cls) -> str:
-    return count_phrase(layer_cls.n_tops, "top")
-
-
-def count_phrase(bounds, word) -> str:
-    """'exactly 2 bottoms', 'at least 1 top', '0 to 1 tops' for (min, max) bounds."""
-    lo, hi = bounds
-    if hi == lo:
-        return f"exactly {lo} {word}{'s' if lo != 1 else ''}"
-    if hi is None:
-        return f"at least {lo} {word}{'s' if lo != 1 else ''}"
-    return f"{lo} to {hi} {word}s"

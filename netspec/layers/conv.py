@@ -34,7 +34,7 @@ def pool_out(size: int, kernel: int, stride: int, pad: int) -> int:
     return out
 
 
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ConvolutionParams(LearnableParams):
     n_filter: int = param(integer(lo=1), doc="number of filters = output channels (Caffe: num_output)")
     kernel: tuple = param(pair(1), doc="[h, w] of each filter (Caffe: kernel_size)")
@@ -165,7 +165,7 @@ class ConvolutionLayer(NeuronMixin, Layer):
                 be.col2im_images(col[:stop - start], kh, kw, sh, sw, ph, pw, oh, ow, dx[start:stop])
 
 
-@dataclass
+@dataclass(frozen=True)
 class PoolingParams:
     kernel: tuple = param(pair(1), doc="[h, w] of the pooling window (Caffe: kernel_size)")
     stride: tuple = param(pair(1), (1, 1), "[h, w] step between windows")

@@ -138,7 +138,7 @@ class _Source(Layer):
         return shapes
 
 
-@dataclass
+@dataclass(frozen=True)
 class HDF5DataParams:
     source: str = param(string(), doc="list file naming one HDF5 file per line (Caffe/Mocha 'source')")
     batch_size: int = param(integer(lo=1), doc="rows per batch")
@@ -252,7 +252,7 @@ def inline_arrays(v):
 INLINE_MAX = 10_000   # numbers in one array of a MemoryData layer that the filled-in spec still writes out
 
 
-@dataclass
+@dataclass(frozen=True)
 class MemoryDataParams:
     data: dict = param(inline_arrays, doc="top name -> array (inline in YAML, or numpy arrays from Python)")
     batch_size: int = param(integer(lo=1), doc="rows per batch")

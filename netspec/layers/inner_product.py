@@ -18,7 +18,7 @@ TRANSPOSED_MAX_ROWS = 128
 TRANSPOSED_MIN_OUTPUTS = 64
 
 
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class InnerProductParams(LearnableParams):
     output_dim: int = param(integer(lo=1), doc="number of outputs (Caffe: num_output)")
 

@@ -8,7 +8,7 @@ from ..config.fillers import Filler, filler
 from .base import neuron_param
 
 
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class LearnableParams:
     bias: bool = param(boolean(), True, "learn a bias (Caffe: bias_term)")
     neuron: str | None = neuron_param()

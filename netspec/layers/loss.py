@@ -56,7 +56,7 @@ def _labels_or_raise(layer, label, n_class, n, s):
     return lab
 
 
-@dataclass
+@dataclass(frozen=True)
 class LossParams:
     weight: float = param(number(), 1.0, "multiplier of this loss in the objective (Caffe: loss_weight)")
 
@@ -102,7 +102,7 @@ class SoftmaxLossLayer(_Accumulating):
             self.be.softmax_loss_backward(self.prob, lab, scale, as_ncs(self.bottoms[0].diff))
 
 
-@dataclass
+@dataclass(frozen=True)
 class SquareLossParams(LossParams):
     mode: str = param(choice("euclidean", "mse"), "euclidean",
                       "euclidean: Σ(a−b)² / (2N) as Caffe/Mocha; mse: mean((a−b)²) over all elements")
@@ -154,7 +154,7 @@ class SquareLossLayer(_Accumulating):
             np.multiply(self.delta, -scale, out=b.diff.reshape(n, -1))
 
 
-@dataclass
+@dataclass(frozen=True)
 class AccuracyParams:
     pass
 

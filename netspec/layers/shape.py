@@ -40,7 +40,7 @@ def reshape_dims(v):
     return dims
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReshapeParams:
     shape: tuple = param(reshape_dims, doc="new shape; 0 keeps the bottom's axis, -1 is inferred (Caffe)")
 
@@ -65,7 +65,7 @@ class ReshapeLayer(FlattenLayer):
         return [tuple(dims)]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ConcatParams:
     axis: int = param(integer(lo=0), 1, "axis to concatenate along (1 = channels)")
 
@@ -136,7 +136,7 @@ class SplitLayer(Layer):
             np.add(dx, d, out=dx)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ElementWiseParams:
     operation: str = param(choice("sum", "product", "max"), "sum", "sum, product or max (Caffe: Eltwise operation)")
     coeffs: tuple | None = param(optional(number_list()), None, "one coefficient per bottom for sum (default all 1)")

@@ -33,7 +33,8 @@ from .. import backend as backends
 from . import graph
 from ..layers.blob import Blob
 from ..config.errors import ShapeError
-from ..layers.base import Context, RandomStream, fmt_shape
+from ..config.words import fmt_shape
+from ..layers.base import Context, RandomStream
 from .runner import Runner, Team
 
 

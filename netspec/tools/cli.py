@@ -106,7 +106,7 @@ def layers(layer_type):
     """List the layer types, or the parameters of LAYER_TYPE (name, default, meaning)."""
     from ..config import registry
     from ..config.fields import Invalid, describe
-    from ..layers.base import bottom_count, top_count     # importing the layers package registers them
+    from ..config.words import count_phrase
 
     if layer_type is None:
         for name, cls in registry.layers.items():
@@ -118,7 +118,7 @@ def layers(layer_type):
         cls = registry.layers.get(layer_type)
     except Invalid as exc:
         raise click.UsageError(str(exc)) from None
-    click.echo(f"{cls.type_name}: {bottom_count(cls)}, {top_count(cls)}")
+    click.echo(f"{cls.type_name}: {count_phrase(cls.n_bottoms, 'bottom')}, {count_phrase(cls.n_tops, 'top')}")
     doc = (cls.__doc__ or "").strip()
     if doc:
         click.echo(doc)

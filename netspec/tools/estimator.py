@@ -17,7 +17,6 @@ R² for a SquareLoss one.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import os
@@ -53,16 +52,19 @@ class Estimator:
     def _load(config, overrides) -> tuple[NetSpec, bool]:
         """The spec, and whether a MemoryData layer was added to it."""
         if isinstance(config, NetSpec):
-            return copy.deepcopy(config), False
+            return config, False                   # frozen: nothing here changes it
         if isinstance(config, dict):
-            raw, name = copy.deepcopy(config), "<dict>"
+            raw, name = dict(config), "<dict>"     # the caller's dict stays as it is (layers copied below)
         else:
             name = os.fspath(config)
             try:
-                raw = load_yaml(open(name, encoding="utf-8").read(), name)
+                with open(name, encoding="utf-8") as fh:
+                    raw = load_yaml(fh.read(), name)
             except FileNotFoundError:
                 raise SpecError([Problem(Where(name), "", "config file not found")]) from None
         layers = raw.get("layers") if isinstance(raw, dict) else None
+        if isinstance(layers, list):
+            raw["layers"] = layers = list(layers)
         added = isinstance(layers, list) and not any(
             isinstance(x, dict) and x.get("type") in registry.layers and registry.layers.get(x["type"]).is_source
             for x in layers)
@@ -92,26 +94,28 @@ class Estimator:
     def fit(self, X=None, y=None, *, max_iter: int | None = None, epochs: int | None = None) -> "Estimator":
         """Train on (X, y) — or, without them, on the config's own inline data — with the config's solver;
         ``epochs`` or ``max_iter`` override its length."""
-        spec = copy.copy(self.spec)
         if X is None:
             data = self.data_layer.params.data
             X = next(iter(data.values()))
         else:
             data = self._arrays(X, y)
-        params = dataclasses.replace(self.data_layer.params, data=data)
+        batch = self.data_layer.params.batch_size
         if self.batch_size is not None or self._added_data:
-            params.batch_size = min(self.batch_size or 32, len(X))
-        spec.layers = [dataclasses.replace(ls, params=params) if ls is self.data_layer else ls
-                       for ls in spec.layers if ls.in_phase("train")]
-        sp = copy.copy(spec.solver)
+            batch = min(self.batch_size or 32, len(X))
+        params = dataclasses.replace(self.data_layer.params, data=data, batch_size=batch)
+        sp = self.spec.solver
         if epochs is not None:
-            max_iter = epochs * math.ceil(len(X) / params.batch_size)
+            max_iter = epochs * math.ceil(len(X) / batch)
         if max_iter is not None:
-            sp.max_iter = int(max_iter)
-        spec.solver, spec.coffee_breaks = sp, []
+            sp = sp.replace(max_iter=int(max_iter))
+        breaks = ()
         if self.log is not None:
-            from ..training.coffee import TrainingSummary
-            spec.coffee_breaks = [TrainingSummary(every_n_iter=max(1, sp.max_iter // 10))]
+            from ..config.coffee import TrainingSummary
+            breaks = (TrainingSummary(every_n_iter=max(1, sp.max_iter // 10)),)
+        spec = self.spec.replace(
+            layers=tuple(dataclasses.replace(ls, params=params) if ls is self.data_layer else ls
+                         for ls in self.spec.layers if ls.in_phase("train")),
+            solver=sp, coffee_breaks=breaks)
         from .api import train
         with tempfile.TemporaryDirectory(prefix="netspec-fit-") as tmp:
             self.solver = train(spec, out_dir=self.out_dir or tmp, log=self.log or (lambda m: None))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers.base import fmt_shape
+from ..config.words import fmt_shape
 
 
 def _mib(n: int) -> str:

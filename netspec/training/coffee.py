@@ -1,34 +1,22 @@
-"""Coffee breaks (Mocha.jl): things the solver does on a schedule while training.
+"""Coffee breaks at run time: what each break of the config (:mod:`netspec.config.coffee`) does.
 
-Written in YAML as ``coffee_breaks: [{type: TrainingSummary, every_n_iter: 100}, ...]`` with exactly one of
-``every_n_iter`` / ``every_n_epoch``.  Each fires at iteration 0, then whenever the iteration count (the
-number of updates done) is a multiple of ``every_n_iter``, or the training data starts an epoch that is a
-multiple of ``every_n_epoch``.  Protocol: ``init(solver)``, ``enjoy(solver)``, ``destroy(solver)``, and
-``state()`` / ``set_state()`` for what a snapshot must restore.  Values go to the solver's statistics
-lounge (``solver.lounge.record(key, iteration, value)``).
+Protocol: ``init(solver)``, ``enjoy(solver)``, ``destroy(solver)``, and ``state()`` / ``set_state()`` for
+what a snapshot must restore.  Values go to the solver's statistics lounge
+(``solver.lounge.record(key, iteration, value)``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from ..config import registry
-from ..config.errors import Problem, Where
-from ..config.fields import Invalid, build, fields_plain, integer, optional, param
-from ..config.yamlio import line_of
-
-
-@dataclass(kw_only=True)
-class Schedule:
-    every_n_iter: int | None = param(optional(integer(lo=1)), None, "fire every N iterations")
-    every_n_epoch: int | None = param(optional(integer(lo=1)), None, "fire every N epochs of the training data")
-
-    def check(self):
-        if (self.every_n_iter is None) == (self.every_n_epoch is None):
-            return [("", "give exactly one of every_n_iter or every_n_epoch")]
-        return []
+from ..config import coffee as schema
+from ..config.errors import Problem, SpecError, Where
 
 
 class CoffeeBreak:
+    def __init__(self, params):
+        self.params = params
+
+    def due(self, iteration: int, epoch_started: int | None) -> bool:
+        return self.params.due(iteration, epoch_started)
+
     def init(self, solver):
         pass
 
@@ -44,21 +32,8 @@ class CoffeeBreak:
     def set_state(self, state: dict) -> None:
         pass
 
-    def due(self, iteration: int, epoch_started: int | None) -> bool:
-        if self.every_n_iter is not None:
-            return iteration % self.every_n_iter == 0
-        return epoch_started is not None and epoch_started % self.every_n_epoch == 0
 
-    def to_plain(self) -> dict:
-        return {"type": self.type_name, **fields_plain(self)}
-
-
-@registry.coffee_breaks.register("TrainingSummary")
-@dataclass(kw_only=True)
-class TrainingSummary(Schedule, CoffeeBreak):
-    """Logs iteration, loss, smoothed loss, learning rate, momentum and images/s; records the first four
-    as ``train/loss``, ``train/loss_smoothed``, ``train/lr``, ``train/momentum``."""
-
+class TrainingSummary(CoffeeBreak):
     def init(self, solver):
         self._t, self._it = solver.train_seconds, solver.iteration
 
@@ -82,33 +57,18 @@ class TrainingSummary(Schedule, CoffeeBreak):
         solver.log("  ".join(parts))
 
 
-@dataclass(kw_only=True)
-class SnapshotParams(Schedule):
-    keep_last: int | None = param(optional(integer(lo=1)), None, "keep only the newest N snapshots")
-
-
-@registry.coffee_breaks.register("Snapshot")
-@dataclass(kw_only=True)
-class SnapshotBreak(SnapshotParams, CoffeeBreak):
-    """Writes ``snapshot-<iter>.h5`` (parameters and the whole solver state) into the run folder."""
-
+class Snapshot(CoffeeBreak):
     def enjoy(self, solver):
         path = solver.snapshot()
-        if self.keep_last:
+        if self.params.keep_last and solver.is_root:
             from .snapshot import prune
-            prune(solver.out_dir, self.keep_last)
+            prune(solver.out_dir, self.params.keep_last)
         solver.log(f"snapshot: {path}")
 
 
-@registry.coffee_breaks.register("ValidationPerformance")
-@dataclass(kw_only=True)
-class ValidationPerformance(Schedule, CoffeeBreak):
-    """Runs the test net over one whole pass of its data (every example once) and records every loss and
-    statistic as ``test/<layer>/<name>`` (e.g. ``test/accuracy/accuracy``)."""
-
+class ValidationPerformance(CoffeeBreak):
     def init(self, solver):
         if solver.test_net is None:
-            from ..config.errors import SpecError
             raise SpecError([Problem(Where(solver.spec.path), "coffee_breaks -> ValidationPerformance",
                                      "needs a test phase: mark a data layer 'phase: test'")])
 
@@ -119,6 +79,15 @@ class ValidationPerformance(Schedule, CoffeeBreak):
         solver.on_validation(stats)
         shown = "  ".join(format_stat(k, v) for k, v in stats.items())
         solver.log(f"validation at iter {solver.iteration}: {shown}  ({n} examples)")
+
+
+RUNTIME = {schema.TrainingSummary: TrainingSummary, schema.Snapshot: Snapshot,
+           schema.ValidationPerformance: ValidationPerformance}
+
+
+def make_coffee_break(params) -> CoffeeBreak:
+    """The run-time coffee break for a config's (frozen) one."""
+    return RUNTIME[type(params)](params)
 
 
 def format_stat(key: str, value: float) -> str:
@@ -136,26 +105,3 @@ def evaluate_net(net) -> tuple[dict, int]:
     for _ in range(n_batches):
         net.forward()
     return net.statistics(), src.epoch_size
-
-
-def parse_coffee_breaks(raw, where: Where, problems: list) -> list:
-    if not isinstance(raw, list):
-        problems.append(Problem(where, "coffee_breaks", "must be a list of {type: ..., every_n_iter: N}"))
-        return []
-    out = []
-    for i, item in enumerate(raw):
-        here = Where(where.file, line_of(raw, i, where.line))
-        path = f"coffee_breaks -> #{i + 1}"
-        if not isinstance(item, dict) or "type" not in item:
-            problems.append(Problem(here, path, f"each coffee break needs 'type:' (one of "
-                                                f"{', '.join(registry.coffee_breaks.names())})"))
-            continue
-        try:
-            cls = registry.coffee_breaks.get(item["type"])
-        except Invalid as exc:
-            problems.append(Problem(Where(here.file, line_of(item, "type", here.line)), f"{path} -> type", str(exc)))
-            continue
-        cb = build(cls, item, here, f"coffee_breaks -> {cls.type_name}", problems, skip=("type",))
-        if cb is not None:
-            out.append(cb)
-    return out

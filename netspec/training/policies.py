@@ -1,24 +1,22 @@
-"""Learning-rate and momentum policies (Caffe's and Mocha.jl's), one small class each.
+"""Run-time learning-rate and momentum policies, built from the frozen policies of a config
+(:mod:`netspec.config.policies`).
 
-A policy is written in the ``solver`` block as a mapping with ``type`` (or, for a fixed value, a bare
-number): ``lr_policy: {type: inv, base_lr: 0.01, gamma: 0.0001, power: 0.75}``.  ``at(it)`` gives the
-rate at iteration ``it``; the first update is iteration 0 (Caffe's counting).  A policy with state (decay
-on validation) keeps it in ``state()`` / ``set_state()`` so that snapshots restore it.
+A formula policy needs nothing but its parameters; decay on validation keeps the current rate and the best
+statistic seen, which snapshots save through ``state()`` / ``set_state()``.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
-from ..config import registry
-from ..config.errors import Problem, Where
-from ..config.fields import Invalid, boolean, build, fields_plain, integer, int_list, number, param, string
-from ..config.yamlio import line_of
+from ..config import policies as schema
 
 
 class Policy:
     def at(self, it: int) -> float:
         raise NotImplementedError
+
+    def on_validation(self, stats: dict) -> None:
+        pass
 
     def state(self) -> dict:
         return {}
@@ -26,127 +24,35 @@ class Policy:
     def set_state(self, state: dict) -> None:
         pass
 
-    def on_validation(self, stats: dict) -> None:
-        pass
 
-    def to_plain(self) -> dict:
-        return {"type": self.type_name, **fields_plain(self)}
+class Formula(Policy):
+    """A policy whose rate is a function of the iteration alone."""
 
-
-# ------------------------------------------------------------------------------------------- LR policies
-@registry.lr_policies.register("fixed")
-@dataclass
-class LRFixed(Policy):
-    """lr = base_lr"""
-    base_lr: float = param(number(lo=0), doc="the learning rate")
+    def __init__(self, params):
+        self.params = params
 
     def at(self, it):
-        return self.base_lr
+        return self.params.at(it)
 
 
-@registry.lr_policies.register("step")
-@dataclass
-class LRStep(Policy):
-    """lr = base_lr · gamma^⌊it / stepsize⌋"""
-    base_lr: float = param(number(lo=0), doc="initial learning rate")
-    gamma: float = param(number(lo=0), doc="factor applied every stepsize iterations")
-    stepsize: int = param(integer(lo=1), doc="iterations between decays")
+class DecayOnValidation(Policy):
+    """lr = base_lr · decay_ratio^(validations that did not improve on the best so far)."""
 
-    def at(self, it):
-        return self.base_lr * self.gamma ** (it // self.stepsize)
-
-
-@registry.lr_policies.register("multistep")
-@dataclass
-class LRMultiStep(Policy):
-    """lr = base_lr · gamma^(number of steps ≤ it)"""
-    base_lr: float = param(number(lo=0), doc="initial learning rate")
-    gamma: float = param(number(lo=0), doc="factor applied at each step")
-    steps: tuple = param(int_list(lo=1), doc="iterations at which the rate is multiplied by gamma (increasing)")
-
-    def check(self):
-        if list(self.steps) != sorted(set(self.steps)):
-            return [("steps", f"steps must be strictly increasing, got {list(self.steps)}")]
-        return []
-
-    def at(self, it):
-        return self.base_lr * self.gamma ** sum(1 for s in self.steps if it >= s)
-
-
-@registry.lr_policies.register("exp")
-@dataclass
-class LRExp(Policy):
-    """lr = base_lr · gamma^it"""
-    base_lr: float = param(number(lo=0), doc="initial learning rate")
-    gamma: float = param(number(lo=0), doc="factor per iteration")
-
-    def at(self, it):
-        return self.base_lr * self.gamma ** it
-
-
-@registry.lr_policies.register("inv")
-@dataclass
-class LRInv(Policy):
-    """lr = base_lr · (1 + gamma · it)^(−power)"""
-    base_lr: float = param(number(lo=0), doc="initial learning rate")
-    gamma: float = param(number(lo=0), doc="decay speed")
-    power: float = param(number(lo=0), doc="decay exponent")
-
-    def at(self, it):
-        return self.base_lr * (1.0 + self.gamma * it) ** (-self.power)
-
-
-@registry.lr_policies.register("poly")
-@dataclass
-class LRPoly(Policy):
-    """lr = base_lr · (1 − it / max_iter)^power  (0 from max_iter on)"""
-    base_lr: float = param(number(lo=0), doc="initial learning rate")
-    power: float = param(number(lo=0), doc="exponent")
-    max_iter: int = param(integer(lo=1), doc="iteration at which the rate reaches 0")
-
-    def at(self, it):
-        return self.base_lr * max(0.0, 1.0 - it / self.max_iter) ** self.power
-
-
-@registry.lr_policies.register("sigmoid")
-@dataclass
-class LRSigmoid(Policy):
-    """lr = base_lr / (1 + exp(−gamma · (it − stepsize)))"""
-    base_lr: float = param(number(lo=0), doc="asymptotic learning rate")
-    gamma: float = param(number(), doc="steepness (negative to decay)")
-    stepsize: int = param(integer(lo=0), doc="iteration of the midpoint")
-
-    def at(self, it):
-        z = -self.gamma * (it - self.stepsize)
-        return self.base_lr / (1.0 + math.exp(z)) if z < 700 else 0.0
-
-
-@registry.lr_policies.register("decay_on_validation")
-@dataclass
-class LRDecayOnValidation(Policy):
-    """lr = base_lr · decay_ratio^(number of validations that did not improve on the best so far)
-
-    ``key`` names a validation statistic (e.g. ``accuracy/accuracy``); ``higher_better`` says which way
-    is an improvement.  Mocha.jl's ``LRPolicy.DecayOnValidation``."""
-    base_lr: float = param(number(lo=0), doc="initial learning rate")
-    key: str = param(string(), doc="validation statistic to watch, e.g. accuracy/accuracy")
-    decay_ratio: float = param(number(lo=0, hi=1), 0.5, "factor applied when the statistic gets no better")
-    higher_better: bool = param(boolean(), True, "true for accuracy, false for a loss")
-
-    def __post_init__(self):
-        self.lr, self.best = self.base_lr, None
+    def __init__(self, params: schema.LRDecayOnValidation):
+        self.params = params
+        self.lr, self.best = params.base_lr, None
 
     def at(self, it):
         return self.lr
 
     def on_validation(self, stats):
-        v = stats.get(self.key)
+        v = stats.get(self.params.key)
         if v is None:
             return
-        if self.best is None or (v > self.best if self.higher_better else v < self.best):
+        if self.best is None or (v > self.best if self.params.higher_better else v < self.best):
             self.best = v
         else:
-            self.lr *= self.decay_ratio
+            self.lr *= self.params.decay_ratio
 
     def state(self):
         return {"lr": self.lr, "best": math.nan if self.best is None else self.best}
@@ -156,50 +62,10 @@ class LRDecayOnValidation(Policy):
         self.best = None if math.isnan(float(state["best"])) else float(state["best"])
 
 
-# ------------------------------------------------------------------------------------- momentum policies
-@registry.mom_policies.register("fixed")
-@dataclass
-class MomFixed(Policy):
-    """momentum = value"""
-    value: float = param(number(lo=0, hi=1), 0.0, "the momentum")
-
-    def at(self, it):
-        return self.value
-
-
-@registry.mom_policies.register("step")
-@dataclass
-class MomStep(Policy):
-    """momentum = min(base · gamma^⌊it / stepsize⌋, max)"""
-    base: float = param(number(lo=0, hi=1), doc="initial momentum")
-    gamma: float = param(number(lo=0), doc="factor every stepsize iterations")
-    stepsize: int = param(integer(lo=1), doc="iterations between changes")
-    max: float = param(number(lo=0, hi=1), 0.99, "upper bound")
-
-    def at(self, it):
-        return min(self.base * self.gamma ** (it // self.stepsize), self.max)
-
-
-@registry.mom_policies.register("linear")
-@dataclass
-class MomLinear(Policy):
-    """momentum = min(base + gamma · ⌊it / stepsize⌋, max)"""
-    base: float = param(number(lo=0, hi=1), doc="initial momentum")
-    gamma: float = param(number(), doc="added every stepsize iterations")
-    stepsize: int = param(integer(lo=1), doc="iterations between changes")
-    max: float = param(number(lo=0, hi=1), 0.99, "upper bound")
-
-    def at(self, it):
-        return max(0.0, min(self.base + self.gamma * (it // self.stepsize), self.max))
-
-
 class Staged(Policy):
-    """value = the policy of the first stage whose ``until`` is > it (the last stage runs to the end).
-
-    Each stage is ``{until: ITER, policy: <a policy>}``; the stage's policy sees the global iteration."""
-
-    def __init__(self, stages):
-        self.stages = stages
+    def __init__(self, params: schema.Staged):
+        self.params = params
+        self.stages = [(until, make_policy(p)) for until, p in params.stages]
 
     def at(self, it):
         for until, pol in self.stages:
@@ -220,60 +86,11 @@ class Staged(Policy):
         for _, p in self.stages:
             p.on_validation(stats)
 
-    def to_plain(self):
-        return {"type": "staged", "stages": [{"until": u, "policy": p.to_plain()} for u, p in self.stages]}
 
-
-registry.lr_policies.register("staged")(Staged)
-registry.mom_policies.register("staged")(Staged)
-
-
-def parse_policy(kind_registry, raw, where: Where, path: str, problems: list, bare_field: str):
-    """A policy from YAML: a bare number (fixed), or a mapping with ``type``."""
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        raw = {"type": "fixed", bare_field: raw}
-    if not isinstance(raw, dict) or "type" not in raw:
-        problems.append(Problem(where, path, f"expected a number or a mapping with 'type:' "
-                                             f"(one of {', '.join(kind_registry.names())})"))
-        return None
-    try:
-        cls = kind_registry.get(raw["type"])
-    except Invalid as exc:
-        problems.append(Problem(Where(where.file, line_of(raw, "type", where.line)), f"{path} -> type", str(exc)))
-        return None
-    if cls is Staged:
-        return _parse_staged(kind_registry, raw, where, path, problems, bare_field)
-    return build(cls, raw, Where(where.file, getattr(raw, "line", where.line) or where.line), path, problems,
-                 skip=("type",))
-
-
-def _parse_staged(kind_registry, raw, where, path, problems, bare_field):
-    extra = [k for k in raw if k not in ("type", "stages")]
-    for k in extra:
-        problems.append(Problem(Where(where.file, line_of(raw, k, where.line)), f"{path} -> {k}",
-                                "unknown parameter; a staged policy takes only 'stages'"))
-    stages_raw = raw.get("stages")
-    if not isinstance(stages_raw, list) or not stages_raw:
-        problems.append(Problem(where, path, "staged needs 'stages: [{until: ITER, policy: ...}, ...]'"))
-        return None
-    stages, last = [], -1
-    for i, st in enumerate(stages_raw):
-        here = Where(where.file, line_of(stages_raw, i, where.line))
-        sp = f"{path} -> stages -> #{i + 1}"
-        if not isinstance(st, dict) or set(st) != {"until", "policy"}:
-            problems.append(Problem(here, sp, "each stage is {until: ITER, policy: <policy>}"))
-            continue
-        try:
-            until = integer(lo=1)(st["until"])
-        except Invalid as exc:
-            problems.append(Problem(here, f"{sp} -> until", str(exc)))
-            continue
-        if until <= last:
-            problems.append(Problem(here, f"{sp} -> until", f"stages must end in increasing order ({until} after {last})"))
-        last = until
-        pol = parse_policy(kind_registry, st["policy"], here, f"{sp} -> policy", problems, bare_field)
-        if pol is not None:
-            stages.append((until, pol))
-    return Staged(stages) if len(stages) == len(stages_raw) else None
-
-
+def make_policy(params) -> Policy:
+    """The run-time policy for a config's (frozen) policy."""
+    if isinstance(params, schema.Staged):
+        return Staged(params)
+    if isinstance(params, schema.LRDecayOnValidation):
+        return DecayOnValidation(params)
+    return Formula(params)

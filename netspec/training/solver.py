@@ -1,12 +1,4 @@
-"""The solver: the ``solver:`` block, the update methods, and the training loop.
-
-    solver:
-      method: sgd                  # sgd | nesterov | adam | adagrad | adadelta | rmsprop
-      max_iter: 10000
-      regu_coef: 0.0005            # λ of weight decay (Caffe's weight_decay); L2 adds λ·w (Caffe), not 2λ·w
-      regularization: L2           # or L1 (adds λ·sign(w))
-      lr_policy: {type: inv, base_lr: 0.01, gamma: 0.0001, power: 0.75}
-      mom_policy: {type: fixed, value: 0.9}
+"""The solver: the training loop, built from a spec's frozen ``solver:`` block (:mod:`netspec.config.solver`).
 
 Each parameter uses rate ``lr · lr_mult`` and decay ``λ · decay_mult`` (Caffe's per-parameter
 multipliers; ``weight_lr``/``bias_lr``/``weight_decay``/``bias_decay`` on a layer).  The update formulas are
@@ -17,7 +9,6 @@ The loop follows Mocha.jl: ``init_solve`` (resume or start, coffee breaks at ite
 """
 from __future__ import annotations
 
-import copy
 import math
 import os
 import signal
@@ -28,142 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 import yaml
 
-from ..config import registry
-from . import snapshot as snap_io
 from ..config.errors import Problem, SnapshotError, SpecError, TrainingError, Where
-from ..config.fields import build, choice, integer, number, optional, param, to_plain
-from .lounge import Lounge
 from ..net.runner import Runner, chunk_slice
-from .policies import MomFixed, parse_policy
-from ..config.yamlio import line_of
-
-
-# -------------------------------------------------------------------------------------------- methods
-class Method:
-    slots: tuple = ()          # names of the history buffers kept per parameter
-    uses_momentum = False
-    options: dict = {}         # method-specific solver parameters and their defaults
-
-
-@registry.solvers.register("sgd")
-class SGD(Method):
-    """Stochastic gradient descent with momentum (``sgd_update``)."""
-    slots, uses_momentum = ("momentum",), True
-
-    def update(self, be, w, g, h, lr, mom, decay, l1, it, sp):
-        be.sgd_update(w, g, h[0], lr, mom, decay, l1)
-
-
-@registry.solvers.register("nesterov")
-class Nesterov(Method):
-    """Nesterov's accelerated gradient (``nesterov_update``)."""
-    slots, uses_momentum = ("momentum",), True
-
-    def update(self, be, w, g, h, lr, mom, decay, l1, it, sp):
-        be.nesterov_update(w, g, h[0], lr, mom, decay, l1)
-
-
-@registry.solvers.register("adagrad")
-class AdaGrad(Method):
-    """AdaGrad (``adagrad_update``)."""
-    slots, options = ("sum_sq",), {"eps": 1e-8}
-
-    def update(self, be, w, g, h, lr, mom, decay, l1, it, sp):
-        be.adagrad_update(w, g, h[0], lr, sp.eps, decay, l1)
-
-
-@registry.solvers.register("rmsprop")
-class RMSProp(Method):
-    """RMSProp (``rmsprop_update``)."""
-    slots, options = ("mean_sq",), {"rms_decay": 0.99, "eps": 1e-8}
-
-    def update(self, be, w, g, h, lr, mom, decay, l1, it, sp):
-        be.rmsprop_update(w, g, h[0], lr, sp.rms_decay, sp.eps, decay, l1)
-
-
-@registry.solvers.register("adadelta")
-class AdaDelta(Method):
-    """AdaDelta (``adadelta_update``); Caffe recommends lr 1.0."""
-    slots, options = ("mean_sq", "mean_sq_update"), {"rho": 0.95, "eps": 1e-6}
-
-    def update(self, be, w, g, h, lr, mom, decay, l1, it, sp):
-        be.adadelta_update(w, g, h[0], h[1], lr, sp.rho, sp.eps, decay, l1)
-
-
-@registry.solvers.register("adam")
-class Adam(Method):
-    """Adam (``adam_update``)."""
-    slots, options = ("m", "v"), {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
-
-    def update(self, be, w, g, h, lr, mom, decay, l1, it, sp):
-        be.adam_update(w, g, h[0], h[1], lr, sp.beta1, sp.beta2, sp.eps, it + 1, decay, l1)
-
-
-# --------------------------------------------------------------------------------------------- schema
-OPTION_KEYS = ("beta1", "beta2", "eps", "rho", "rms_decay")
-
-
-@dataclass
-class SolverParams:
-    max_iter: int = param(integer(lo=0), doc="number of updates to run")
-    method: str = param(lambda v: registry.solvers.canonical(v), "sgd",
-                        "sgd, nesterov, adam, adagrad, adadelta or rmsprop")
-    regu_coef: float = param(number(lo=0), 0.0, "weight decay λ (Caffe: weight_decay); L2 adds λ·w")
-    regularization: str = param(choice("L2", "L1"), "L2", "L2 (adds λ·w to the gradient) or L1 (adds λ·sign(w))")
-    loss_smoothing: float = param(number(lo=0, hi=1, hi_open=True), 0.9,
-                                  "factor of the moving average shown as the smoothed loss")
-    beta1: float | None = param(optional(number(lo=0, hi=1, hi_open=True)), None, "adam: decay of the first moment (0.9)")
-    beta2: float | None = param(optional(number(lo=0, hi=1, hi_open=True)), None, "adam: decay of the second moment (0.999)")
-    eps: float | None = param(optional(number(lo=0, lo_open=True)), None, "adam/adagrad/rmsprop/adadelta: ε (Caffe: delta)")
-    rho: float | None = param(optional(number(lo=0, hi=1, hi_open=True)), None, "adadelta: decay (0.95; Caffe: momentum)")
-    rms_decay: float | None = param(optional(number(lo=0, hi=1, hi_open=True)), None, "rmsprop: decay (0.99)")
-    lr_policy: object = None
-    mom_policy: object = None
-
-    def check(self):
-        options = registry.solvers.get(self.method).options
-        return [(k, f"{k} does not apply to method {self.method}"
-                    + (f" (it takes {', '.join(options)})" if options else ""))
-                for k in OPTION_KEYS if getattr(self, k) is not None and k not in options]
-
-    def fill(self):
-        for k, v in registry.solvers.get(self.method).options.items():
-            if getattr(self, k) is None:
-                setattr(self, k, v)
-        return self
-
-    def to_plain(self):
-        out = {k: to_plain(getattr(self, k)) for k in ("method", "max_iter", "regu_coef", "regularization",
-                                                         "loss_smoothing") + OPTION_KEYS if getattr(self, k) is not None}
-        out["lr_policy"] = self.lr_policy.to_plain()
-        out["mom_policy"] = self.mom_policy.to_plain()
-        return out
-
-
-def parse_solver(raw, where: Where, problems: list):
-    if not isinstance(raw, dict):
-        problems.append(Problem(where, "solver", "must be a mapping (method, max_iter, lr_policy, ...)"))
-        return None
-    n_before = len(problems)
-    sp = build(SolverParams, raw, where, "solver", problems, skip=("lr_policy", "mom_policy"))
-    here = lambda k: Where(where.file, line_of(raw, k, where.line))  # noqa: E731
-    if "lr_policy" not in raw:
-        problems.append(Problem(where, "solver", "missing 'lr_policy' (e.g. lr_policy: {type: fixed, base_lr: 0.01})"))
-        lr = None
-    else:
-        lr = parse_policy(registry.lr_policies, raw["lr_policy"], here("lr_policy"), "solver -> lr_policy",
-                          problems, "base_lr")
-    mom = MomFixed(0.0)
-    if "mom_policy" in raw:
-        mom = parse_policy(registry.mom_policies, raw["mom_policy"], here("mom_policy"), "solver -> mom_policy",
-                           problems, "value")
-        if sp is not None and not registry.solvers.get(sp.method).uses_momentum:
-            problems.append(Problem(here("mom_policy"), "solver -> mom_policy",
-                                    f"method {sp.method} uses no momentum; mom_policy applies to sgd and nesterov"))
-    if sp is None or len(problems) > n_before:
-        return None
-    sp.lr_policy, sp.mom_policy = lr, mom
-    return sp.fill()
+from . import snapshot as snap_io
+from .coffee import make_coffee_break
+from .lounge import Lounge
+from .methods import make_method
+from .policies import make_policy
 
 
 # ---------------------------------------------------------------------------------------------- solver
@@ -186,9 +48,9 @@ class Solver:
         self.reducer = self.runner.reducer
         self.is_root = self.reducer.is_root
         self.log = log if self.is_root else (lambda msg: None)     # one process speaks, writes and snapshots
-        self.method = registry.solvers.get(self.sp.method)()
-        self.lr_policy, self.mom_policy = copy.deepcopy(self.sp.lr_policy), copy.deepcopy(self.sp.mom_policy)
-        self.coffee_breaks = copy.deepcopy(spec.coffee_breaks)
+        self.method = make_method(self.sp)            # run-time objects, built from the frozen spec
+        self.lr_policy, self.mom_policy = make_policy(self.sp.lr_policy), make_policy(self.sp.mom_policy)
+        self.coffee_breaks = [make_coffee_break(cb) for cb in spec.coffee_breaks]
         self.spec_yaml = yaml.safe_dump(spec.to_plain(), sort_keys=False)   # the filled-in spec, for every file
         self.out_dir = out_dir or os.path.join("snapshots", spec.name)
         self.be = self.train_net.ctx.backend
@@ -300,7 +162,7 @@ class Solver:
         lr, mom, it = self._step
         lam, l1 = self.sp.regu_coef, self.sp.regularization == "L1"
         for w, g, h, lr_mult, decay_mult in self._chunks[k]:
-            self.method.update(self.be, w, g, h, lr * lr_mult, mom, lam * decay_mult, l1, it, self.sp)
+            self.method.update(self.be, w, g, h, lr * lr_mult, mom, lam * decay_mult, l1, it)
 
     def finalize_solve(self):
         for sig, handler in self._old_handlers.items():
