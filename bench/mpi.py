@@ -27,6 +27,8 @@ ALPHA = 50e-6          # seconds of latency per message on Ethernet with TCP (as
 
 
 def worker(config: str, steps: int) -> None:
+    from netspec.tools.blas import choose_openblas_coretype
+    choose_openblas_coretype()          # as the `netspec` command does, before numpy loads
     import numpy as np
 
     import netspec

@@ -218,6 +218,9 @@ def main():
     a = ap.parse_args()
     global SERVE
     SERVE = a.serve
+    if a.framework == "netspec":        # as the `netspec` command does, before numpy loads
+        from netspec.tools.blas import choose_openblas_coretype
+        choose_openblas_coretype()
     if a.task == "train":
         out = (netspec_train if a.framework == "netspec" else torch_train)(a.batch, a.data, a.seconds)
     elif a.task == "infer":

@@ -10,17 +10,29 @@ The Python API mirrors the command line::
 """
 __version__ = "0.1.0"
 
-from .tools._blas import choose_openblas_coretype  # noqa: E402  (before anything imports numpy)
+# The public names load on first use (PEP 562), so `import netspec` is light and changes nothing in the
+# process: the command line chooses OpenBLAS's kernels before numpy loads (see netspec/tools/blas.py).
+_PUBLIC = {
+    "Net": "netspec.net.net", "build_nets": "netspec.net.net",
+    "NetSpec": "netspec.config.spec", "load_spec": "netspec.config.spec", "parse_spec": "netspec.config.spec",
+    "Solver": "netspec.training.solver", "read_statistics": "netspec.training.lounge",
+    "train": "netspec.tools.api", "evaluate": "netspec.tools.api",
+    "Estimator": "netspec.tools.estimator", "check_gradient": "netspec.testing",
+    "NetspecError": "netspec.config.errors", "SpecError": "netspec.config.errors",
+    "ShapeError": "netspec.config.errors", "DataError": "netspec.config.errors",
+    "SnapshotError": "netspec.config.errors", "TrainingError": "netspec.config.errors",
+}
+__all__ = sorted(_PUBLIC)
 
-choose_openblas_coretype()
 
-from .tools.api import (Net, NetSpec, Solver, build_nets, evaluate, load_spec, parse_spec,  # noqa: E402
-                  read_statistics, train)
-from .config.errors import (DataError, NetspecError, ShapeError, SnapshotError, SpecError,  # noqa: E402
-                     TrainingError)
-from .tools.estimator import Estimator  # noqa: E402
-from .testing import check_gradient  # noqa: E402
+def __getattr__(name):
+    if name in _PUBLIC:
+        import importlib
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'netspec' has no attribute {name!r}")
 
-__all__ = ["Estimator", "Net", "NetSpec", "Solver", "build_nets", "evaluate", "load_spec", "parse_spec", "read_statistics", "train",
-           "check_gradient", "NetspecError", "SpecError", "ShapeError", "DataError", "SnapshotError",
-           "TrainingError"]
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

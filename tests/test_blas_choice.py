@@ -1,8 +1,9 @@
-"""netspec raises a weaker OPENBLAS_CORETYPE to the best the CPU supports (see netspec/_blas.py)."""
+"""The netspec command raises a weaker OPENBLAS_CORETYPE to the best the CPU supports (netspec/tools/blas.py);
+`import netspec` leaves the environment alone."""
 import subprocess
 import sys
 
-from netspec.tools._blas import choose_openblas_coretype
+from netspec.tools.blas import choose_openblas_coretype
 
 AVX512 = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma"}
 
@@ -22,9 +23,16 @@ def test_choice_rules():
     assert choose_openblas_coretype(env, {"sse2"}) is None and env == {}
 
 
-def test_importing_netspec_first_applies_it():
-    code = ("import os, netspec, numpy, threadpoolctl\n"
-            "from netspec.tools._blas import best_coretype, cpu_flags\n"
+def test_importing_netspec_changes_nothing():
+    code = "import os, netspec; netspec.load_spec; print(os.environ.get('OPENBLAS_CORETYPE'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "OPENBLAS_CORETYPE": "Haswell"})
+    assert out.stdout.split() == ["Haswell"], out.stderr
+
+
+def test_the_command_line_applies_it():
+    code = ("import os, netspec.tools.cli, numpy, threadpoolctl\n"
+            "from netspec.tools.blas import best_coretype, cpu_flags\n"
             "blas = [x for x in threadpoolctl.threadpool_info() if x['user_api'] == 'blas'][0]\n"
             "print(best_coretype(cpu_flags()), os.environ.get('OPENBLAS_CORETYPE'), blas.get('architecture'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -69,7 +69,7 @@ def test_time_prints_layers_and_a_total_that_matches_them(tmp_path):
     res = run("time", path, "-n", "5")
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
-    assert lines[0].startswith("small: 8 images per iteration, 2 shard(s)")
+    assert lines[0].startswith("small: 8 images per iteration, 2 replica(s)")
     rows = {ln.split()[0]: ln.split() for ln in lines[2:] if ln and ln.split()[0] in ("conv", "fc1", "loss")}
     assert rows["conv"][1] == "Convolution" and float(rows["conv"][2]) > 0 and float(rows["conv"][3]) > 0
     import re
@@ -80,3 +80,15 @@ def test_time_prints_layers_and_a_total_that_matches_them(tmp_path):
     assert float(layer_sum.group(1)) + float(layer_sum.group(2)) <= float(step.group(3))
     assert abs(8 / float(step.group(1)) * 1000 - float(step.group(2).replace(",", ""))) < 0.02 * float(step.group(2).replace(",", "")) + 1
     assert "BLAS" in lines[-1] and "numba kernels" in lines[-1]
+
+
+def test_time_writes_nothing_outside_a_private_folder(tmp_path, monkeypatch):
+    import tempfile
+    path, _ = small_spec(tmp_path / "d", max_iter=10)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.chdir(tmp_path)
+    res = run("time", path, "-n", "2")
+    assert res.exit_code == 0, res.output
+    assert os.listdir(tmp_path / "tmp") == []                 # its private folder is gone
+    assert not os.path.exists("/tmp/netspec-time") or os.path.getmtime("/tmp/netspec-time") < os.path.getmtime(path)

@@ -53,10 +53,6 @@ class SpecError(NetspecError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-def spec_error(where: Where, path: str, message: str) -> SpecError:
-    return SpecError([Problem(where, path, message)])
-
-
 class ShapeError(NetspecError):
     """A blob shape that does not fit the layer reading it (raised while building a net)."""
 

@@ -146,19 +146,6 @@ def optional(inner):
     return conv
 
 
-def anything():
-    return lambda v: v
-
-
-def mapping_of(inner):
-    """A mapping from names to values each checked by ``inner``."""
-    def conv(v):
-        if not isinstance(v, dict):
-            raise Invalid(f"expected a mapping, got {_show(v)}")
-        return {str(k): inner(x) for k, x in v.items()}
-    return conv
-
-
 # ---------------------------------------------------------------------------------------------- validator
 def fields_of(cls):
     return [f for f in dataclasses.fields(cls) if "conv" in f.metadata]

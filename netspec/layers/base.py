@@ -169,10 +169,6 @@ class Layer:
     def set_state(self, state: dict) -> None:
         pass
 
-    @property
-    def needs_backward(self) -> bool:
-        return self.differentiable and (any(self.propagate_down) or bool(self.params))
-
     # -- helpers
     @property
     def where(self) -> Where:
@@ -180,12 +176,6 @@ class Layer:
 
     def shape_error(self, message: str) -> ShapeError:
         return ShapeError(f"{self.where}: layers -> {self.name} ({self.type_name}): {message}")
-
-    def expect_ndim(self, i: int, ndims) -> None:
-        b = self.bottoms[i]
-        if b.data.ndim not in ndims:
-            want = " or ".join(f"{d}-D" for d in ndims)
-            raise self.shape_error(f"bottom '{b.name}' has shape {fmt_shape(b.shape)}, expected a {want} blob")
 
     def add_param(self, name: str, shape: tuple, init, lr_mult: float = 1.0, decay_mult: float = 1.0) -> Param:
         """Create (or, for a net sharing parameters, reuse) the parameter ``<layer>/<name>``."""

@@ -183,7 +183,6 @@ class Team:
         self._barrier = threading.Barrier(k) if k > 1 else None
         self._pool = (ThreadPoolExecutor(max_workers=k - 1, thread_name_prefix="netspec-replica",
                                          initializer=_quiet_overflow) if k > 1 else None)
-        self.closed = False
 
     def run(self, fn) -> None:
         if self.k == 1:

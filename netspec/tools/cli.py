@@ -10,9 +10,13 @@ import os
 import sys
 import time
 
-import click
+from .blas import choose_openblas_coretype
 
-from ..config.errors import NetspecError
+choose_openblas_coretype()          # this process is ours: pick OpenBLAS's kernels before numpy loads
+
+import click  # noqa: E402
+
+from ..config.errors import NetspecError  # noqa: E402
 
 
 def friendly(fn):
@@ -228,14 +232,11 @@ def test(config, weights, overrides):
 @friendly
 def time_cmd(config, iterations, overrides):
     """Time CONFIG's training iterations: per-layer forward/backward, BLAS vs numba vs Python, img/s."""
-    import tempfile
-
     from ..config.spec import load_spec
     from .timing import format_timing, time_net
 
     spec = load_spec(config, overrides)
-    with tempfile.TemporaryDirectory(prefix="netspec-time-") as tmp:
-        click.echo(format_timing(time_net(spec, iterations, out_dir=tmp), spec.name))
+    click.echo(format_timing(time_net(spec, iterations), spec.name))
 
 
 # ------------------------------------------------------------------------------------------------- data

@@ -1,7 +1,7 @@
 """``netspec time``: where a net spends its time, per layer and per kind of work (like ``caffe time``).
 
 Training iterations run exactly as in ``netspec train`` (the solver's step), with every layer's
-``forward``/``backward`` and every backend call timed.  Layer times are wall times in shard 0 (the shards
+``forward``/``backward`` and every backend call timed.  Layer times are wall times in replica 0 (the replicas
 run side by side, so a layer's time is the time the whole net waits for it).  Backend calls are classed
 as BLAS (``gemm``) or numba kernels; what remains of the step is Python and numpy glue.
 """
@@ -58,7 +58,7 @@ def _wrap(layer, verb, acc, backend):
     setattr(layer, verb, timed)
 
 
-def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str = "/tmp/netspec-time") -> dict:
+def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str | None = None) -> dict:
     """Run ``warmup`` training steps, then ``iterations`` untimed ones (the step as ``netspec train`` runs
     it) and ``iterations`` with every layer and backend call timed, in alternating blocks of :data:`BLOCK`
     so that both see the same machine; returns per-layer and per-kind timings (seconds per iteration,
@@ -67,6 +67,10 @@ def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str = "/tmp/n
     from ..net.net import build_nets
     from ..training.solver import Solver
 
+    if out_dir is None:                   # nothing is written there (no coffee breaks); a private folder
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="netspec-time-") as tmp:
+            return time_net(spec, iterations, warmup, tmp)
     timed_be = TimedBackend(backends.get("cpu"))
     train, test = build_nets(spec, backend=timed_be)
     if test is not None:
@@ -108,13 +112,13 @@ def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str = "/tmp/n
         "layers": layers, "forward": fw, "backward": bw, "other": max(0.0, total - fw - bw),
         "total": total, "batch": train.batch_size,
         "untimed": untimed, "untimed_img_s": train.batch_size / untimed,
-        "shards": len(train.replicas), "blas": median(True, "blas"), "numba": median(True, "numba"),
+        "replicas": len(train.replicas), "blas": median(True, "blas"), "numba": median(True, "numba"),
     }
 
 
 def format_timing(res: dict, name: str) -> str:
     ms = 1e3
-    lines = [f"{name}: {res['batch']} images per iteration, {res['shards']} shard(s); per iteration, medians over blocks of {BLOCK} iterations",
+    lines = [f"{name}: {res['batch']} images per iteration, {res["replicas"]} replica(s); per iteration, medians over blocks of {BLOCK} iterations",
              f"{'layer':<14} {'type':<14} {'forward ms':>11} {'backward ms':>12} {'total ms':>9}"]
     for lname, ltype, f, b in res["layers"]:
         lines.append(f"{lname:<14} {ltype:<14} {f * ms:>11.3f} {b * ms:>12.3f} {(f + b) * ms:>9.3f}")
@@ -125,6 +129,6 @@ def format_timing(res: dict, name: str) -> str:
                  f"(as `netspec train` runs it); {res['total'] * ms:.2f} ms with every call timed")
     step = res["total"]
     other = max(0.0, step - res["blas"] - res["numba"])
-    lines.append(f"time in shard 0's thread: BLAS {res['blas'] / step:.0%}, numba kernels {res['numba'] / step:.0%}, "
+    lines.append(f"time in replica 0's thread: BLAS {res['blas'] / step:.0%}, numba kernels {res['numba'] / step:.0%}, "
                  f"Python and numpy {other / step:.0%}")
     return "\n".join(lines)

@@ -2,8 +2,10 @@
 
 OpenBLAS picks its kernels when it is loaded, from ``OPENBLAS_CORETYPE`` or its own CPU detection.  An
 environment may pin a weaker type (this project's machines set ``Haswell``: AVX2) on a CPU with AVX-512,
-which costs LeNet training about 25% (bench/README.md).  So, when netspec is imported before numpy, it
-sets the best type the CPU's flags allow:
+which costs LeNet training about 25% (bench/README.md).  So the command line (``netspec ...``, ``python -m
+netspec``), which owns its process, calls :func:`choose_openblas_coretype` before numpy loads; ``import
+netspec`` changes nothing.  A script of your own can call it first thing, before importing numpy.  It sets
+the best type the CPU's flags allow:
 
 * ``NETSPEC_OPENBLAS_CORETYPE=keep`` leaves ``OPENBLAS_CORETYPE`` alone;
 * ``NETSPEC_OPENBLAS_CORETYPE=<type>`` forces that type;
