@@ -118,7 +118,7 @@ def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str | None = 
 
 def format_timing(res: dict, name: str) -> str:
     ms = 1e3
-    lines = [f"{name}: {res['batch']} images per iteration, {res["replicas"]} replica(s); per iteration, medians over blocks of {BLOCK} iterations",
+    lines = [f"{name}: {res['batch']} images per iteration, {res['replicas']} replica(s); per iteration, medians over blocks of {BLOCK} iterations",
              f"{'layer':<14} {'type':<14} {'forward ms':>11} {'backward ms':>12} {'total ms':>9}"]
     for lname, ltype, f, b in res["layers"]:
         lines.append(f"{lname:<14} {ltype:<14} {f * ms:>11.3f} {b * ms:>12.3f} {(f + b) * ms:>9.3f}")
