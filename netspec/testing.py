@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import registry
-from .layers.blob import Blob
 from .config.errors import Problem, SpecError, Where
 from .config.fields import build
-from .layers.base import Context
 from .config.spec import LayerSpec
+from .layers.base import Context
+from .layers.blob import Blob
 
 
 class GradientCheckError(AssertionError):
@@ -27,10 +27,11 @@ class GradientCheckError(AssertionError):
 
 
 def make_layer(layer_type: str, params: dict | None = None, bottoms=(), *, tops=None, phase: str = "train",
-               dtype=np.float64, seed: int = 0, name: str | None = None):
+               dtype=np.float64, seed: int = 0, name: str | None = None, backend: str = "cpu"):
     """Build a single layer over the given bottom arrays; returns the layer with ``bottoms``/``tops`` set.
 
-    ``params`` is validated exactly as in a config.  Every top gets a diff; every bottom too."""
+    ``params`` is validated exactly as in a config.  Every top gets a diff; every bottom too.  ``backend``
+    names the backend the layer runs on (``cpu`` or ``numpy``)."""
     cls = registry.layers.get(layer_type)
     name = name or layer_type.lower()
     problems: list[Problem] = []
@@ -42,7 +43,7 @@ def make_layer(layer_type: str, params: dict | None = None, bottoms=(), *, tops=
     if tops is None:
         tops = [f"t{j}" for j in range(max(cls.n_tops[0], 1 if cls.n_tops[1] != 0 else 0))]
     spec = LayerSpec(name, cls.type_name, bnames, list(tops), None, p, Where("<test>", 0))
-    ctx = Context(phase=phase, dtype=dtype, seed=seed, init_rng=np.random.default_rng([seed, 1]))
+    ctx = Context(phase=phase, dtype=dtype, seed=seed, init_rng=np.random.default_rng([seed, 1]), backend=backend)
     layer = cls(spec, ctx)
     bblobs = [Blob(n, a, np.zeros_like(a)) for n, a in zip(bnames, bottoms)]
     layer.bottoms = bblobs
@@ -67,10 +68,10 @@ class GradientReport:
 
 def check_gradient(layer_type: str, params: dict | None = None, bottoms=(), *, tops=None, phase="train",
                    eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-7, seed: int = 0,
-                   layer=None) -> GradientReport:
+                   layer=None, backend: str = "cpu") -> GradientReport:
     """Compare a layer's backward with central differences in float64 (see the module docstring)."""
     if layer is None:
-        layer = make_layer(layer_type, params, bottoms, tops=tops, phase=phase, seed=seed)
+        layer = make_layer(layer_type, params, bottoms, tops=tops, phase=phase, seed=seed, backend=backend)
     rng = np.random.default_rng(seed + 7)
     weights = [rng.standard_normal(t.shape) for t in layer.tops]
 

@@ -96,13 +96,16 @@ def test_every_layer_type_has_a_case():
     assert not missing, f"layer types without a gradient case: {sorted(missing)}"
 
 
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
 @pytest.mark.parametrize("ltype,case,params,make,kw",
                          [(t, c[0], c[1], c[2], c[3]) for t, cs in CASES.items() for c in cs],
                          ids=[f"{t}-{c[0]}" for t, cs in CASES.items() for c in cs])
-def test_gradient(ltype, case, params, make, kw):
+def test_gradient(ltype, case, params, make, kw, backend):
+    """The whole table on both backends: the plain numpy one proves that layers need nothing but the seam."""
     rng = np.random.default_rng(zlib.crc32(f"{ltype}-{case}".encode()))   # stable across processes
-    report = check_gradient(ltype, params, make(rng), **kw)
+    report = check_gradient(ltype, params, make(rng), backend=backend, **kw)
     assert report.checked, "nothing was checked"
+    assert report.layer and make_layer(ltype, params, make(rng), backend=backend, **kw).be.name == backend
 
 
 def test_checker_catches_a_wrong_backward(rng):
@@ -133,10 +136,10 @@ def test_dropout_train_drops_and_scales_test_passes_through(rng):
 
 
 def test_convolution_folds_its_input_gradient_back_in_groups(monkeypatch):
-    import netspec.layers.conv as conv
+    import netspec.backend.cpu as conv      # the CPU backend plans the convolution's layout
     monkeypatch.setattr(conv, "DCOL_BUDGET", 1)        # one image per group
     rng = np.random.default_rng(7)
     layer = make_layer("Convolution", {"n_filter": 3, "kernel": 2, "weight_init": "gaussian"},
                        [rng.standard_normal((3, 2, 4, 4))])
-    assert layer.dcol_group == 1 and not layer.image_major
+    assert layer.plan.dcol_group == 1 and not layer.plan.image_major
     check_gradient("Convolution", layer=layer)

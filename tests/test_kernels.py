@@ -1,8 +1,10 @@
-"""Each numba kernel of the CPU backend against a plain-numpy twin, in float32 (as nets run them)."""
+"""Each numba kernel of the CPU backend against the plain-numpy backend (netspec/backend/plain.py) or a
+numpy expression, in float32 (as nets run them)."""
 import numpy as np
 import pytest
 
-from netspec.backend import KERNELS, cpu, get
+from netspec.backend import REQUIRED, cpu, get, plain
+from netspec.config.fields import Invalid
 
 F32 = np.float32
 
@@ -10,30 +12,22 @@ F32 = np.float32
 def np_im2col(x, kh, kw, sh, sw, ph, pw):
     n, c, h, w = x.shape
     oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    col = np.empty((c, kh, kw, n, oh, ow), x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            col[:, i, j] = xp[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw].transpose(1, 0, 2, 3)
-    return col.reshape(c * kh * kw, n * oh * ow), oh, ow
+    return plain.im2col(x, kh, kw, sh, sw, ph, pw, oh, ow), oh, ow
 
 
 def np_pool(x, kh, kw, sh, sw, ph, pw, oh, ow, method):
-    n, c, h, w = x.shape
-    out = np.empty((n, c, oh, ow), x.dtype)
-    for i in range(oh):
-        for j in range(ow):
-            hs, ws = i * sh - ph, j * sw - pw
-            he, we = min(hs + kh, h + ph), min(ws + kw, w + pw)
-            win = x[:, :, max(hs, 0):min(he, h), max(ws, 0):min(we, w)]
-            out[:, :, i, j] = win.max(axis=(2, 3)) if method == "max" else win.sum(axis=(2, 3)) / ((he - hs) * (we - ws))
-    return out
+    y = np.empty(x.shape[:2] + (oh, ow), x.dtype)
+    be = get("numpy")
+    be.pool_forward(be.pool_plan(x.shape, y.shape, (kh, kw, sh, sw, ph, pw), method, x.dtype), x, y)
+    return y
 
 
-def test_backend_provides_every_kernel():
-    be = get("cpu")
-    assert all(callable(getattr(be, k)) for k in KERNELS)
-    with pytest.raises(ValueError, match="unknown backend 'gpu'"):
+@pytest.mark.parametrize("name", ["cpu", "numpy"])
+def test_each_backend_provides_every_operation(name):
+    be = get(name)
+    assert be.name == name
+    assert all(callable(getattr(be, k)) for k in REQUIRED if k != "name")
+    with pytest.raises(Invalid, match="unknown backend 'gpu'"):
         get("gpu")
 
 

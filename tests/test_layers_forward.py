@@ -92,7 +92,7 @@ def test_convolution_matches_direct_numpy():
 
 @pytest.mark.parametrize("size,image_major", [(6, False), (16, True)])
 def test_convolution_test_phase_groups_images_with_the_same_result(monkeypatch, size, image_major):
-    from netspec.layers import conv
+    from netspec.backend import cpu as conv      # the CPU backend plans the convolution's layout
     r = np.random.default_rng(1)
     x = r.standard_normal((7, 2, size, size))
     params = {"n_filter": 3, "kernel": 3, "pad": 1, "neuron": "relu", "bias_init": 0.1}
@@ -100,7 +100,7 @@ def test_convolution_test_phase_groups_images_with_the_same_result(monkeypatch, 
     whole.forward()
     monkeypatch.setattr(conv, "COL_BUDGET", 2 * 18 * size * size * 8)     # two images per group, 7 = 2+2+2+1
     grouped = make_layer("Convolution", params, [x], phase="test")
-    assert grouped.group == 2 and grouped.image_major == whole.image_major == image_major
+    assert grouped.plan.group == 2 and grouped.plan.image_major == whole.plan.image_major == image_major
     grouped.forward()
     np.testing.assert_allclose(grouped.tops[0].data, whole.tops[0].data, rtol=1e-12)
 
@@ -157,8 +157,8 @@ def test_fillers_statistics():
 
 def test_convolution_layout_follows_output_size_and_filter_bank():
     x = np.zeros((2, 1, 28, 28))
-    assert make_layer("Convolution", {"n_filter": 20, "kernel": 5}, [x]).image_major          # 24×24, 500 weights
-    assert not make_layer("Convolution", {"n_filter": 20, "kernel": 5}, [x[:, :, :12, :12]]).image_major  # 8×8
+    assert make_layer("Convolution", {"n_filter": 20, "kernel": 5}, [x]).plan.image_major          # 24×24, 500 weights
+    assert not make_layer("Convolution", {"n_filter": 20, "kernel": 5}, [x[:, :, :12, :12]]).plan.image_major  # 8×8
     # a large filter bank stays batch-major: its per-image weight gradients would be summed from n copies
     assert not make_layer("Convolution", {"n_filter": 64, "kernel": 3, "pad": 1},
-                          [np.zeros((2, 64, 16, 16))]).image_major
+                          [np.zeros((2, 64, 16, 16))]).plan.image_major

@@ -65,3 +65,32 @@ def test_the_kernels_know_no_layers():
     for path in modules():
         if stage_of(path) == "backend":
             assert not any(t in ("layers", "net", "training") for _, t in imports(path))
+
+
+# numpy in a layer only for host-side bookkeeping: random orders and draws, index ranges, the user's arrays,
+# HDF5 read buffers, dtypes; every computation on a blob goes through the backend
+HOST_NUMPY = {"random", "arange", "asarray", "ascontiguousarray", "zeros", "s_", "ndarray", "float32", "float64",
+              "int64", "int32", "bool_", "dtype", "deg2rad"}
+
+
+def numpy_attributes(path):
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "np":
+            yield node.lineno, node.attr
+
+
+@pytest.mark.parametrize("path", sorted(p for p in modules() if stage_of(p) == "layers"),
+                         ids=lambda p: os.path.relpath(p, PKG))
+def test_layers_compute_only_through_the_backend(path):
+    bad = [f"{os.path.relpath(path, PKG)}:{line}: np.{attr}" for line, attr in numpy_attributes(path)
+           if attr not in HOST_NUMPY]
+    assert not bad, "numpy math in a layer (use the backend): " + ", ".join(bad)
+
+
+def test_host_numpy_zeros_only_for_host_buffers():
+    for path in modules():
+        if stage_of(path) == "layers":
+            for line, attr in numpy_attributes(path):
+                if attr == "zeros":
+                    src = open(path).read().splitlines()[line - 1]
+                    assert "bufs" in src or "draws" in src, f"{path}:{line}: allocate with self.alloc: {src.strip()}"

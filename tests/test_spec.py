@@ -83,7 +83,7 @@ def test_wrong_types_phase_and_top_level():
           - {{name: ip, type: InnerProduct, output_dim: 2.5, bias: yes please, phase: val, bottoms: [x]}}
         """)
     assert got == [
-        "net.yaml:1: nmae: unknown top-level key (did you mean 'name'?); known: name, seed, layers, solver, coffee_breaks",
+        "net.yaml:1: nmae: unknown top-level key (did you mean 'name'?); known: name, seed, backend, layers, solver, coffee_breaks",
         "net.yaml:2: seed: must be at least 0, got -1",
         "net.yaml:5: layers -> ip -> phase: must be train or test (or left out for both); got 'val'",
         "net.yaml:5: layers -> ip -> output_dim: expected an integer, got 2.5",

@@ -1,4 +1,5 @@
-"""CPU backend: numba kernels and BLAS (through numpy) for every layer.
+"""CPU backend: numba kernels and BLAS (through numpy) for every layer, and the :class:`CPUBackend` that
+plans layouts and workspaces and calls them (the ``cpu`` backend of :mod:`netspec.backend`).
 
 Conventions for all kernels:
   * arrays are C-contiguous, N×C×H×W (Caffe's layout); float32 in nets, float64 in gradient checks;
@@ -11,12 +12,15 @@ The plain-numpy twin of each kernel lives in ``tests/test_kernels.py``.
 """
 from __future__ import annotations
 
+import os
+import sys
+from dataclasses import dataclass
+
 import numpy as np
 from numba import njit
 
-
-def zeros(shape, dtype=np.float32) -> np.ndarray:
-    return np.zeros(shape, dtype=dtype)
+from ..config import registry
+from .host import HostArrays
 
 
 def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -535,17 +539,6 @@ def adam_update(w, g, m, v, lr, beta1, beta2, eps, t, decay, l1):
         w[i] -= lr * corr * m[i] / (np.sqrt(v[i]) + eps)
 
 
-# ------------------------------------------------------------------------------------------ threading
-def compute_threads():
-    """Context in which nets run: OpenBLAS limited to ``NETSPEC_BLAS_THREADS`` threads (default 1) while
-    the numba kernels use every core.  On this 2-core machine the two thread pools otherwise fight (OpenBLAS
-    threads spin after each GEMM while numba's want the cores): 4× slower, measured (bench/README.md)."""
-    import os
-
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=int(os.environ.get("NETSPEC_BLAS_THREADS", "1")), user_api="blas")
-
-
 # ----------------------------------------------------------------------------------- data augmentation
 @njit(cache=True, nogil=True)
 def mirror_images(x, flip):
@@ -602,3 +595,227 @@ def rotate_images(x, angles, work):
                                 wt = (fy if oy else 1.0 - fy) * (fx if ox else 1.0 - fx)
                                 acc += wt * work[c, yy, xx]
                     x[n, c, y, k] = acc
+
+
+# ============================================================================================= backend
+COL_BUDGET = 4 << 20   # bytes of unfolded input per group of images in the test phase
+DCOL_BUDGET = 1 << 20  # bytes of d(col) per group of images in backward (stays in cache for col2im)
+IMAGE_MAJOR_PIXELS = 256   # output pixels per image from which per-image GEMMs beat one batch-wide GEMM
+IMAGE_MAJOR_MAX_WEIGHTS = 4096   # ... for filter banks up to this size (per-image weight gradients are summed)
+TRANSPOSED_MAX_ROWS = 128    # inner product: yᵀ = W xᵀ for at most this many rows ...
+TRANSPOSED_MIN_OUTPUTS = 64  # ... and at least this many outputs
+
+
+@dataclass
+class ConvPlan:
+    """How one convolution runs: its layout (a pure function of the shapes, so results repeat run to run),
+    the group sizes and every workspace, allocated once."""
+    geom: tuple                  # kh, kw, sh, sw, ph, pw, oh, ow
+    image_major: bool
+    group: int                   # images unfolded at a time in forward
+    dcol_group: int              # images whose d(col) is formed at a time in backward (batch-major)
+    fused_relu: bool
+    col: np.ndarray
+    tmp: np.ndarray = None
+    dw_t: np.ndarray = None
+    dw_n: np.ndarray = None
+    dy_relu: np.ndarray = None
+    no_bias: np.ndarray = None
+
+
+@dataclass
+class PoolPlan:
+    geom: tuple                  # kh, kw, sh, sw, ph, pw
+    max: bool
+    two_by_two: bool
+    argmax: np.ndarray = None
+
+
+@dataclass
+class IPPlan:
+    transposed: bool
+    fused_relu: bool
+    yt: np.ndarray
+    no_bias: np.ndarray
+
+
+KERNEL_OPS = (
+    "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward", "tanh_forward", "tanh_backward",
+    "dropout_forward", "dropout_backward", "counter_uniform",
+    "softmax_forward", "softmax_backward", "softmax_loss_forward", "softmax_loss_backward",
+    "count_correct", "first_bad_label",
+    "sgd_update", "nesterov_update", "adagrad_update", "rmsprop_update", "adadelta_update", "adam_update",
+    "mirror_images", "pad_crop_images", "rotate_images",
+)
+
+
+@registry.backends.register("cpu")
+class CPUBackend(HostArrays):
+    """The ``cpu`` backend.  ``kernels`` is where the kernels are looked up — this module, or a wrapper
+    that times every call (``netspec time``)."""
+
+    name = "cpu"
+
+    def __init__(self, kernels=None):
+        self.k = kernels if kernels is not None else sys.modules[__name__]
+
+    # ------------------------------------------------------------------------------------ convolution
+    def conv_plan(self, shape, n_filter, geom, train, dtype, has_bias, fused_relu) -> ConvPlan:
+        """Choose the layout and allocate the workspaces.
+
+        * batch-major (small outputs, e.g. LeNet's conv2, 8×8): one GEMM for the whole batch,
+          ``W (F, C·kh·kw) @ im2col(x) (C·kh·kw, N·oh·ow)``, scattered to N×F×oh×ow with the bias (and a fused
+          ReLU); backward gathers the top's gradient back into that layout;
+        * image-major (outputs of at least :data:`IMAGE_MAJOR_PIXELS` pixels from a small filter bank, e.g.
+          conv1, 24×24 from 20×1×5×5): a batched GEMM ``W @ col[n]`` per image writes the top directly, and
+          backward reads the top's gradient in place — no scatter or gather, and GEMMs that run at full
+          speed although C·kh·kw is tiny.
+
+        Training keeps the unfolded input of the whole batch for the weight gradient.  The test phase has
+        no backward: it unfolds a group of images at a time into a small, cache-sized buffer."""
+        n, c = shape[0], shape[1]
+        kh, kw, sh, sw, ph, pw, oh, ow = geom
+        ckk = c * kh * kw
+        image_major = oh * ow >= IMAGE_MAJOR_PIXELS and n_filter * ckk <= IMAGE_MAJOR_MAX_WEIGHTS
+        per_image = ckk * oh * ow * np.dtype(dtype).itemsize
+        group = n if train else max(1, min(n, COL_BUDGET // per_image))
+        z = lambda s: np.zeros(s, dtype)   # noqa: E731
+        if image_major:
+            return ConvPlan(geom, True, group, 1, fused_relu, col=z((group, ckk, oh * ow)),
+                            dw_n=z((n, n_filter, ckk) if train else (1,)),
+                            dy_relu=z((n, n_filter, oh * ow) if train and fused_relu else (1,)), no_bias=z((1,)))
+        npix = group * oh * ow
+        return ConvPlan(geom, False, group, max(1, min(n, DCOL_BUDGET // per_image)), fused_relu,
+                        col=z((ckk, npix)),          # im2col of the input; reused as d(col) in backward
+                        tmp=z((n_filter, npix)),     # GEMM output in forward, gathered top diff in backward
+                        dw_t=z((ckk, n_filter)),     # dWᵀ = col @ tmpᵀ: BLAS's fastest orientation here
+                        no_bias=z((1,)))
+
+    def conv_forward(self, plan, x, w, b, y):
+        k, (kh, kw, sh, sw, ph, pw, oh, ow) = self.k, plan.geom
+        w2 = w.reshape(w.shape[0], -1)
+        bias = b if b is not None else plan.no_bias
+        n, g = x.shape[0], plan.group
+        for start in range(0, n, g):
+            stop = min(n, start + g)
+            y3 = y[start:stop].reshape(stop - start, y.shape[1], -1)
+            if plan.image_major:
+                col = plan.col[:stop - start]
+                k.im2col_images(x[start:stop], kh, kw, sh, sw, ph, pw, oh, ow, col)
+                k.gemm_batched(w2, col, y3)
+                if b is not None:
+                    k.bias_forward(y3, bias, plan.fused_relu)
+                elif plan.fused_relu:
+                    k.relu_forward(y3.reshape(-1), y3.reshape(-1))
+                continue
+            cols = (stop - start) * oh * ow
+            col, tmp = (plan.col, plan.tmp) if stop - start == g else (
+                plan.col.reshape(-1)[:plan.col.shape[0] * cols].reshape(-1, cols),      # contiguous prefixes
+                plan.tmp.reshape(-1)[:plan.tmp.shape[0] * cols].reshape(-1, cols))
+            k.im2col(x[start:stop], kh, kw, sh, sw, ph, pw, oh, ow, col)
+            k.gemm(w2, col, tmp)
+            k.conv_scatter(tmp, bias, b is not None, plan.fused_relu, y3)
+
+    def conv_backward(self, plan, y, dy, w, dw, db, dx):
+        k, (kh, kw, sh, sw, ph, pw, oh, ow) = self.k, plan.geom
+        n, n_f = y.shape[0], y.shape[1]
+        dy, y = dy.reshape(n, n_f, -1), y.reshape(n, n_f, -1)
+        dbias = db if db is not None else plan.no_bias
+        w2 = w.reshape(n_f, -1)
+        if plan.image_major:
+            if plan.fused_relu:
+                k.relu_backward(y.reshape(-1), dy.reshape(-1), plan.dy_relu.reshape(-1))
+                dy = plan.dy_relu
+            if db is not None:
+                k.bias_backward(dy, db)
+            k.gemm_batched(dy, plan.col.transpose(0, 2, 1), plan.dw_n)
+            np.sum(plan.dw_n, axis=0, out=dw.reshape(n_f, -1))
+            if dx is not None:
+                k.gemm_batched(w2.T, dy, plan.col)
+                k.col2im_images(plan.col, kh, kw, sh, sw, ph, pw, oh, ow, dx)
+            return
+        k.conv_gather(dy, y, plan.fused_relu, plan.tmp, dbias, db is not None)
+        k.gemm(plan.col, plan.tmp.T, plan.dw_t)
+        dw.reshape(n_f, -1)[...] = plan.dw_t.T
+        if dx is None:
+            return
+        if plan.fused_relu:
+            k.gemm(w2.T, plan.tmp, plan.col)
+            k.col2im(plan.col, kh, kw, sh, sw, ph, pw, oh, ow, dx)
+        else:   # d(col) image by image from the top's gradient as it lies (faster than one GEMM with K = F),
+            # a cache-sized group at a time, folded back before the next group overwrites it
+            g = plan.dcol_group
+            col = plan.col.reshape(-1)[:g * plan.col.shape[0] * oh * ow].reshape(g, -1, oh * ow)
+            for start in range(0, n, g):
+                stop = min(n, start + g)
+                k.gemm_batched(w2.T, dy[start:stop], col[:stop - start])
+                k.col2im_images(col[:stop - start], kh, kw, sh, sw, ph, pw, oh, ow, dx[start:stop])
+
+    # ---------------------------------------------------------------------------------------- pooling
+    def pool_plan(self, shape, out_shape, geom, method, dtype) -> PoolPlan:
+        h, w = shape[2], shape[3]
+        two = geom == (2, 2, 2, 2, 0, 0) and h % 2 == 0 and w % 2 == 0
+        return PoolPlan(geom, method == "max", two, np.zeros(out_shape, np.int32) if method == "max" else None)
+
+    def pool_forward(self, plan, x, y):
+        if plan.max and plan.two_by_two:
+            self.k.maxpool2x2_forward(x, y, plan.argmax)
+        elif plan.max:
+            self.k.maxpool_forward(x, *plan.geom, y, plan.argmax)
+        else:
+            self.k.avepool_forward(x, *plan.geom, y)
+
+    def pool_backward(self, plan, dy, dx):
+        if plan.max:
+            self.k.maxpool_backward(dy, plan.argmax, dx)
+        else:
+            self.k.avepool_backward(dy, *plan.geom, dx)
+
+    # ---------------------------------------------------------------------------------- inner product
+    def ip_plan(self, n, n_in, n_out, dtype, has_bias, fused_relu) -> IPPlan:
+        """Few rows and many outputs: BLAS computes yᵀ = W xᵀ up to 1.6× faster than x Wᵀ (LeNet's ip1 on
+        32 rows: 0.24 vs 0.39 ms); the epilogue then writes y transposed.  The choice depends on shapes
+        only, so results repeat run to run."""
+        transposed = n <= TRANSPOSED_MAX_ROWS and n_out >= TRANSPOSED_MIN_OUTPUTS
+        return IPPlan(transposed, fused_relu and has_bias, np.zeros((n_out, n) if transposed else (1,), dtype),
+                      np.zeros((1,), dtype))
+
+    def ip_forward(self, plan, x, w, b, y):
+        """``y = x Wᵀ + b`` (x: N×n_in, y: N×n_out), with the bias and a fused ReLU in one pass."""
+        y3 = y[:, :, None]
+        if plan.transposed:
+            self.k.gemm(w, x.T, plan.yt)
+            self.k.conv_scatter(plan.yt, b if b is not None else plan.no_bias, b is not None, plan.fused_relu, y3)
+        else:
+            self.k.gemm(x, w.T, y)
+            if b is not None:
+                self.k.bias_forward(y3, b, plan.fused_relu)
+
+    def ip_backward(self, plan, x, dy, w, dw, db, dx):
+        """``dW = dyᵀ x``, ``db = Σₙ dy``, ``dx = dy W``."""
+        self.k.gemm(dy.T, x, dw)
+        if db is not None:
+            self.k.bias_backward(dy[:, :, None], db)
+        if dx is not None:
+            self.k.gemm(dy, w, dx)
+
+    # ------------------------------------------------------------------------------------------ running
+    def compute_threads(self):
+        """Context in which nets run: OpenBLAS limited to ``NETSPEC_BLAS_THREADS`` threads (default 1) while
+        each replica's thread runs the numba kernels.  On this 2-core machine the two thread pools otherwise
+        fight (OpenBLAS threads spin after each GEMM while the replicas want the cores): 4× slower, measured
+        (bench/README.md)."""
+        from threadpoolctl import threadpool_limits
+        return threadpool_limits(limits=int(os.environ.get("NETSPEC_BLAS_THREADS", "1")), user_api="blas")
+
+
+def _pass_through(name):
+    def op(self, *args):
+        return getattr(self.k, name)(*args)
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = globals()[name].__doc__
+    return op
+
+
+for _name in KERNEL_OPS:          # the kernels that are operations in their own right
+    setattr(CPUBackend, _name, _pass_through(_name))

@@ -29,7 +29,7 @@ from .words import count_phrase
 from .yamlio import line_of, load_yaml
 
 COMMON_KEYS = ("name", "type", "bottoms", "tops", "phase")
-TOP_LEVEL = ("name", "seed", "layers", "solver", "coffee_breaks")
+TOP_LEVEL = ("name", "seed", "backend", "layers", "solver", "coffee_breaks")
 PHASES = ("train", "test")
 
 
@@ -71,6 +71,7 @@ class NetSpec:
     solver: object = None
     coffee_breaks: tuple = ()
     path: str = "<config>"
+    backend: str = "cpu"        # the backend nets of this spec run on (netspec.backend)
 
     def replace(self, **changes) -> "NetSpec":
         """A copy with some fields changed (a spec is frozen): ``spec.replace(coffee_breaks=())``."""
@@ -94,7 +95,10 @@ class NetSpec:
         raise KeyError(f"no layer named '{name}'{did_you_mean(name, [x.name for x in self.layers])}")
 
     def to_plain(self) -> dict:
-        out = {"name": self.name, "seed": self.seed, "layers": [ls.to_plain() for ls in self.layers]}
+        out = {"name": self.name, "seed": self.seed}
+        if self.backend != "cpu":
+            out["backend"] = self.backend
+        out["layers"] = [ls.to_plain() for ls in self.layers]
         if self.solver is not None:
             out["solver"] = self.solver.to_plain()
         if self.coffee_breaks:
@@ -142,6 +146,7 @@ def parse_spec(raw, filename: str = "<config>") -> NetSpec:
                                     + f"; known: {', '.join(TOP_LEVEL)}"))
     name = _scalar(raw, "name", string(), "net", filename, problems)
     seed = _scalar(raw, "seed", integer(lo=0), 0, filename, problems)
+    backend = _scalar(raw, "backend", lambda v: registry.backends.canonical(v), "cpu", filename, problems)
     layer_specs = _parse_layers(raw.get("layers"), filename, top, problems)
     solver = coffee = None
     if raw.get("solver") is not None:
@@ -152,7 +157,7 @@ def parse_spec(raw, filename: str = "<config>") -> NetSpec:
                                      problems)
     if problems:
         raise SpecError(problems)
-    return NetSpec(name, seed, tuple(layer_specs), solver, tuple(coffee), filename)
+    return NetSpec(name, seed, tuple(layer_specs), solver, tuple(coffee), filename, backend)
 
 
 def _scalar(raw, key, conv, default, filename, problems):

@@ -114,7 +114,7 @@ class DropoutLayer(Layer):
             self.ctx.uniform(self.key, self.rand)
             self.be.dropout_forward(x.reshape(-1), self.rand.reshape(-1), self.p.ratio, self.scale, y.reshape(-1))
         elif y is not x:
-            y[...] = x
+            self.be.copy(x, y)
 
     def backward(self):
         if not self.propagate_down[0]:
@@ -123,7 +123,7 @@ class DropoutLayer(Layer):
         if self.train:
             self.be.dropout_backward(self.rand.reshape(-1), self.p.ratio, self.scale, dy.reshape(-1), dx.reshape(-1))
         elif dx is not dy:
-            dx[...] = dy
+            self.be.copy(dy, dx)
 
 
 # ---------------------------------------------------------------------------------------------- softmax

@@ -95,6 +95,9 @@ class Context:
         if self.backend is None:
             from .. import backend
             self.backend = backend.get("cpu")
+        elif isinstance(self.backend, str):
+            from .. import backend
+            self.backend = backend.get(self.backend)
         if self.init_rng is None:
             self.init_rng = np.random.default_rng([self.seed, 1])
         if self.stream is None:
@@ -188,13 +191,14 @@ class Layer:
                                        f"in the other phase but {fmt_shape(shape)} here")
             # a later replica shares the weights but computes its own gradient (summed by the runner)
             p = shared if self.ctx.owns_grads else \
-                Param(self.name, name, shared.data, np.zeros(shape, self.dtype), lr_mult, decay_mult)
+                Param(self.name, name, shared.data, self.be.zeros(shape, self.dtype), lr_mult, decay_mult)
         else:
             try:
                 data = fill(init, shape, self.ctx.init_rng, self.dtype)
             except ValueError as exc:
                 raise self.shape_error(f"{name}_init: {exc}") from None
-            p = Param(self.name, name, data, np.zeros(shape, self.dtype), lr_mult, decay_mult)
+            p = Param(self.name, name, self.be.from_host(data, self.dtype), self.be.zeros(shape, self.dtype),
+                      lr_mult, decay_mult)
             self.ctx.shared[key] = p
         self.params.append(p)
         return p

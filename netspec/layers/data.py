@@ -95,7 +95,7 @@ class _Source(Layer):
             if a < z:
                 idx = self.perm[self.row_pos + a - filled:self.row_pos + z - filled]
                 for buf, top in zip(self.bufs, self.tops):
-                    np.take(buf, idx, axis=0, out=top.data[a - lo:z - lo], mode="clip")
+                    self.be.take_rows(buf, idx, top.data[a - lo:z - lo])
             filled += take
             self.row_pos += take
             if self.row_pos == n:
@@ -210,7 +210,8 @@ class HDF5DataLayer(_Source):
             raise DataError(f"{self.where}: layers -> {self.name}: the files of '{src}' hold no rows")
         self._init_cursor(units)
         rows = max(units)
-        self.bufs = [self.alloc((rows,) + s) for s in self.row_shapes]
+        # host buffers: HDF5 reads into main memory; take_rows moves the batch's rows to the backend
+        self.bufs = [np.zeros((rows,) + s, self.dtype) for s in self.row_shapes]
         return self._top_shapes()
 
     def _open(self, full, src):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
+import math
 
 from ..config import registry
 from ..config.errors import DataError
@@ -39,7 +39,7 @@ class _Accumulating(Layer):
 
 def _check_labels(layer, pred, label):
     n, c = pred.shape[0], pred.shape[1]
-    s = int(np.prod(pred.shape[2:]))
+    s = math.prod(pred.shape[2:])
     if label.shape[0] != n or label.data.size != n * s:
         raise layer.shape_error(f"bottom '{label.name}' has shape {fmt_shape(label.shape)}; expected one label per "
                                 f"row{' and position' if s > 1 else ''} of '{pred.name}' {fmt_shape(pred.shape)} "
@@ -51,7 +51,8 @@ def _labels_or_raise(layer, label, n_class, n, s):
     lab = label.data.reshape(n, s)
     bad = layer.be.first_bad_label(lab, n_class)
     if bad >= 0:
-        raise DataError(f"{layer.where}: layers -> {layer.name}: label {float(lab.reshape(-1)[bad]):g} at row {bad // s} "
+        value = float(layer.be.to_host(lab).reshape(-1)[bad])
+        raise DataError(f"{layer.where}: layers -> {layer.name}: label {value:g} at row {bad // s} "
                         f"of blob '{label.name}' is not an integer class in 0..{n_class - 1}")
     return lab
 
@@ -89,9 +90,9 @@ class SoftmaxLossLayer(_Accumulating):
         n, c, s = self.dims
         lab = _labels_or_raise(self, self.bottoms[1], c, n, s)
         self.be.softmax_loss_forward(as_ncs(self.bottoms[0].data), lab, self.prob, self.losses)
-        self.loss = float(self.losses.sum()) / (self.ctx.norm_rows(n) * s)
+        self.loss = self.be.total(self.losses) / (self.ctx.norm_rows(n) * s)
         k = self.valid_rows()
-        self.acc_sum += float(self.losses[:k].sum()) / s
+        self.acc_sum += self.be.total(self.losses[:k]) / s
         self.acc_count += k
 
     def backward(self):
@@ -137,11 +138,11 @@ class SquareLossLayer(_Accumulating):
     def forward(self):
         a, b = self.bottoms
         n = a.shape[0]
-        np.subtract(a.data.reshape(n, -1), b.data.reshape(n, -1), out=self.delta)
-        np.einsum("ij,ij->i", self.delta, self.delta, out=self.row_sq)
-        self.loss = float(self.row_sq.sum()) / self.norm
+        self.be.subtract(a.data.reshape(n, -1), b.data.reshape(n, -1), self.delta)
+        self.be.row_sq_sum(self.delta, self.row_sq)
+        self.loss = self.be.total(self.row_sq) / self.norm
         k = self.valid_rows()
-        self.acc_sum += float(self.row_sq[:k].sum()) / self.row_norm
+        self.acc_sum += self.be.total(self.row_sq[:k]) / self.row_norm
         self.acc_count += k
 
     def backward(self):
@@ -149,9 +150,9 @@ class SquareLossLayer(_Accumulating):
         n = a.shape[0]
         scale = self.p.weight * 2.0 / self.norm
         if self.propagate_down[0]:
-            np.multiply(self.delta, scale, out=a.diff.reshape(n, -1))
+            self.be.scale(self.delta, scale, a.diff.reshape(n, -1))
         if self.propagate_down[1]:
-            np.multiply(self.delta, -scale, out=b.diff.reshape(n, -1))
+            self.be.scale(self.delta, -scale, b.diff.reshape(n, -1))
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ class AccuracyLayer(_Accumulating):
         self.acc_sum += hits / s
         self.acc_count += k
         if self.tops:
-            self.tops[0].data[0] = hits / (k * s)
+            self.be.fill(self.tops[0].data, hits / (k * s))
 
     def backward(self):
         pass

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
+import math
 
 from ..config import registry
 from ..config.fields import Invalid, choice, integer, number_list, optional, param
@@ -20,14 +20,14 @@ class FlattenLayer(Layer):
     def setup(self, bottoms):
         self.bottoms = bottoms
         s = bottoms[0].shape
-        return [(s[0], int(np.prod(s[1:])))]
+        return [(s[0], math.prod(s[1:]))]
 
     def forward(self):
-        self.tops[0].data.reshape(-1)[...] = self.bottoms[0].data.reshape(-1)
+        self.be.copy(self.bottoms[0].data.reshape(-1), self.tops[0].data.reshape(-1))
 
     def backward(self):
         if self.propagate_down[0]:
-            self.bottoms[0].diff.reshape(-1)[...] = self.tops[0].diff.reshape(-1)
+            self.be.copy(self.tops[0].diff.reshape(-1), self.bottoms[0].diff.reshape(-1))
 
 
 def reshape_dims(v):
@@ -54,13 +54,13 @@ class ReshapeLayer(FlattenLayer):
         self.bottoms = bottoms
         src = bottoms[0].shape
         dims = [src[i] if d == 0 and i < len(src) else d for i, d in enumerate(self.p.shape)]
-        known = int(np.prod([d for d in dims if d != -1]))
-        total = int(np.prod(src))
+        known = math.prod(d for d in dims if d != -1)
+        total = math.prod(src)
         if -1 in dims:
             if known == 0 or total % known:
                 raise self.shape_error(f"cannot reshape {fmt_shape(src)} to {list(self.p.shape)}")
             dims[dims.index(-1)] = total // known
-        if int(np.prod(dims)) != total:
+        if math.prod(dims) != total:
             raise self.shape_error(f"cannot reshape {fmt_shape(src)} ({total} values) to {fmt_shape(dims)}")
         return [tuple(dims)]
 
@@ -87,7 +87,9 @@ class ConcatLayer(Layer):
             if len(b.shape) != len(first) or any(b.shape[i] != first[i] for i in range(len(first)) if i != ax):
                 raise self.shape_error(f"bottom '{b.name}' {fmt_shape(b.shape)} does not match "
                                        f"'{bottoms[0].name}' {fmt_shape(first)} outside axis {ax}")
-        self.bounds = np.cumsum([0] + [b.shape[ax] for b in bottoms])
+        self.bounds = [0]
+        for b in bottoms:
+            self.bounds.append(self.bounds[-1] + b.shape[ax])
         out = list(first)
         out[ax] = int(self.bounds[-1])
         return [tuple(out)]
@@ -99,12 +101,12 @@ class ConcatLayer(Layer):
 
     def forward(self):
         for i, b in enumerate(self.bottoms):
-            self.tops[0].data[self._slice(i)] = b.data
+            self.be.copy(b.data, self.tops[0].data[self._slice(i)])
 
     def backward(self):
         for i, b in enumerate(self.bottoms):
             if self.propagate_down[i]:
-                b.diff[...] = self.tops[0].diff[self._slice(i)]
+                self.be.copy(self.tops[0].diff[self._slice(i)], b.diff)
 
 
 @registry.layers.register("Split")
@@ -129,11 +131,11 @@ class SplitLayer(Layer):
         dx = self.bottoms[0].diff
         diffs = [t.diff for t in self.tops if t.diff is not None]
         if not diffs:
-            dx[...] = 0
+            self.be.fill(dx, 0.0)
             return
-        np.copyto(dx, diffs[0])
+        self.be.copy(diffs[0], dx)
         for d in diffs[1:]:
-            np.add(dx, d, out=dx)
+            self.be.add(dx, d, dx)
 
 
 @dataclass(frozen=True)
@@ -166,32 +168,31 @@ class ElementWiseLayer(Layer):
         shape = bottoms[0].shape
         weighted = self.p.operation == "sum" and any(c != 1.0 for c in self.coeffs)
         self.work = self.alloc(shape) if self.p.operation == "product" or weighted else None
-        self.arg = self.alloc(shape, np.int32) if self.p.operation == "max" else None
-        self.mask = self.alloc(shape, np.bool_) if self.p.operation == "max" else None
+        self.arg = self.alloc(shape, "int32") if self.p.operation == "max" else None
+        self.mask = self.alloc(shape, "bool") if self.p.operation == "max" else None
         return [shape]
 
     def forward(self):
         y = self.tops[0].data
         xs = [b.data for b in self.bottoms]
         op = self.p.operation
+        be = self.be
         if op == "sum":
-            np.multiply(xs[0], self.coeffs[0], out=y)
+            be.scale(xs[0], self.coeffs[0], y)
             for c, x in zip(self.coeffs[1:], xs[1:]):
                 if c != 1.0:
-                    np.multiply(x, c, out=self.work)
+                    be.scale(x, c, self.work)
                     x = self.work
-                np.add(y, x, out=y)
+                be.add(y, x, y)
         elif op == "product":
-            np.copyto(y, xs[0])
+            be.copy(xs[0], y)
             for x in xs[1:]:
-                np.multiply(y, x, out=y)
+                be.multiply(y, x, y)
         else:
-            np.copyto(y, xs[0])
-            self.arg[...] = 0
+            be.copy(xs[0], y)
+            be.fill(self.arg, 0)
             for i, x in enumerate(xs[1:], 1):
-                np.greater(x, y, out=self.mask)
-                np.copyto(y, x, where=self.mask)
-                np.copyto(self.arg, i, where=self.mask)
+                be.max_step(x, i, y, self.arg, self.mask)
 
     def backward(self):
         dy = self.tops[0].diff
@@ -200,13 +201,12 @@ class ElementWiseLayer(Layer):
             if not self.propagate_down[i]:
                 continue
             if op == "sum":
-                np.multiply(dy, self.coeffs[i], out=b.diff)
+                self.be.scale(dy, self.coeffs[i], b.diff)
             elif op == "product":
-                np.copyto(self.work, dy)
+                self.be.copy(dy, self.work)
                 for j, other in enumerate(self.bottoms):
                     if j != i:
-                        np.multiply(self.work, other.data, out=self.work)
-                np.copyto(b.diff, self.work)
+                        self.be.multiply(self.work, other.data, self.work)
+                self.be.copy(self.work, b.diff)
             else:
-                np.equal(self.arg, i, out=self.mask)
-                np.multiply(dy, self.mask, out=b.diff)
+                self.be.pick_grad(dy, self.arg, i, self.mask, b.diff)

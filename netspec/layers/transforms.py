@@ -77,7 +77,7 @@ class Transform:
 
 class Scale(Transform):
     def apply(self, x, rng, rows):
-        np.multiply(x, self.opts["factor"], out=x)
+        self.layer.be.scale(x, self.opts["factor"], x)
 
 
 class _Stat(Transform):
@@ -91,7 +91,7 @@ class _Stat(Transform):
             if not row or v.size != row[0]:
                 raise self.layer.shape_error(f"transform {o['type']}: {v.size} values for "
                                              f"{row[0] if row else 0} channels")
-            self.arr = v.reshape((-1,) + (1,) * (len(row) - 1))
+            self.arr = self.layer.be.from_host(v.reshape((-1,) + (1,) * (len(row) - 1)))
             return
         path = o["file"]
         if not os.path.isabs(path) and not os.path.exists(path):
@@ -116,13 +116,13 @@ class _Stat(Transform):
         elif v.shape != tuple(row):
             raise self.layer.shape_error(f"transform mean: the image in '{o['file']}' is "
                                          f"{'×'.join(map(str, v.shape))}, the data rows are {'×'.join(map(str, row))}")
-        self.arr = v
+        self.arr = self.layer.be.from_host(v)
 
     def apply(self, x, rng, rows):
         if self.stat == "mean":
-            np.subtract(x, self.arr, out=x)
+            self.layer.be.subtract(x, self.arr, x)
         else:
-            np.divide(x, self.arr, out=x)
+            self.layer.be.divide(x, self.arr, x)
 
 
 class Mean(_Stat):
@@ -141,7 +141,7 @@ class _Random(Transform):
             raise self.layer.shape_error(f"transform {self.opts['type']} needs N×C×H×W images, the data is "
                                          f"{'×'.join(map(str, shape))}")
         self.all_draws = np.zeros((total, 2), np.float64)
-        self.work = np.zeros(shape[1:], self.layer.dtype)
+        self.work = self.layer.alloc(shape[1:])
 
     def draws(self, rng, rows):
         rng.random(out=self.all_draws)

@@ -60,7 +60,7 @@ class FlatParams:
         self.data = be.zeros((offset,), dtype)
         self.diff = be.zeros((offset,), dtype)
         for o, n, p in self.segments:
-            self.data[o:o + n] = p.data.reshape(-1)
+            be.copy(p.data.reshape(-1), self.data[o:o + n])
             p.data = self.data[o:o + n].reshape(p.shape)
             p.diff = self.diff[o:o + n].reshape(p.shape)
         self.offsets = {p.key: o for o, _, p in self.segments}
@@ -93,11 +93,12 @@ class Replica:
 
 class Net:
     def __init__(self, spec, phase: str = "train", *, shared: dict | None = None, dtype=np.float32,
-                 backend="cpu", runner: Runner | None = None, threads: int | None = None,
+                 backend=None, runner: Runner | None = None, threads: int | None = None,
                  shards: int | None = None):
         self.spec = spec
         self.phase = phase
         self.dtype = dtype
+        backend = spec.backend if backend is None else backend      # a name, or a backend object
         self._backend = backends.get(backend) if isinstance(backend, str) else backend
         self._shared = shared if shared is not None else {}
         self.runner = runner if runner is not None else Runner(threads if threads is not None else shards)
@@ -173,6 +174,10 @@ class Net:
     @property
     def shared(self) -> dict:
         return self._shared
+
+    @property
+    def backend(self):
+        return self._backend
 
     # ----------------------------------------------------------------------------------------- building
     def _build_sources(self, order):
@@ -385,13 +390,13 @@ class Net:
         """(layer name, blob name) of the first layer whose output or loss is not finite, else None."""
         for layer in self.data_layers:
             for t in layer.tops:
-                if not np.isfinite(t.data).all():
+                if not self._backend.all_finite(t.data):
                     return layer.name, t.name
         for i, ref in enumerate(self.replicas[0].layers):
             if ref.has_loss and not all(math.isfinite(r.layers[i].loss) for r in self.replicas):
                 return ref.name, "loss"
             for name in ref.spec.tops:
-                if not np.isfinite(self.blobs[name].data).all():
+                if not self._backend.all_finite(self.blobs[name].data):
                     return ref.name, name
         return None
 
@@ -479,7 +484,7 @@ def has_phase(spec, phase: str) -> bool:
     return any(ls.phase == phase for ls in spec.layers)
 
 
-def build_nets(spec, *, dtype=np.float32, backend="cpu", runner: Runner | None = None):
+def build_nets(spec, *, dtype=np.float32, backend=None, runner: Runner | None = None):
     """(train net, test net or None) sharing their parameters and runner.  The test net exists when some
     layer is marked ``phase: test``."""
     runner = runner if runner is not None else Runner()

@@ -274,7 +274,7 @@ class Runner:
                 sl = chunk_slice(flat.size, k, parts)
                 total = flat.diff[sl]
                 for r in replicas[1:]:
-                    np.add(total, r.grads[sl], out=total)
+                    net.backend.add(total, r.grads[sl], total)
         loss = net._local_loss()
         if self.size > 1:
             team.wait()                                 # every part is summed

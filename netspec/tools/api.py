@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..training.coffee import evaluate_net
+from ..config import registry
 from ..config.errors import Problem, SpecError, Where
 from ..training.lounge import read_statistics
 from ..net.net import Net, build_nets
@@ -19,13 +20,16 @@ from ..training.solver import Solver
 from ..config.spec import NetSpec, load_spec, parse_spec
 
 
-def _spec(config, overrides=()):
-    return config if isinstance(config, NetSpec) else load_spec(config, overrides)
+def _spec(config, overrides=(), backend=None):
+    spec = config if isinstance(config, NetSpec) else load_spec(config, overrides)
+    return spec if backend is None else spec.replace(backend=registry.backends.canonical(backend))
 
 
-def train(config, *, overrides=(), out_dir=None, resume=None, weights=None, log=print, on_step=None) -> Solver:
-    """Train a config (path, dict or NetSpec); returns the finished :class:`Solver`."""
-    spec = _spec(config, overrides)
+def train(config, *, overrides=(), out_dir=None, resume=None, weights=None, log=print, on_step=None,
+          backend=None) -> Solver:
+    """Train a config (path, dict or NetSpec); returns the finished :class:`Solver`.  ``backend`` (a name,
+    e.g. ``"numpy"``) overrides the config's ``backend:``."""
+    spec = _spec(config, overrides, backend)
     solver = Solver(spec, out_dir=out_dir, resume=resume, weights=weights, log=log)
     solver.on_step = on_step
     try:
@@ -39,11 +43,11 @@ def train(config, *, overrides=(), out_dir=None, resume=None, weights=None, log=
     return solver
 
 
-def evaluate(config, weights: str, *, overrides=(), phase: str = "test") -> tuple[dict, int]:
+def evaluate(config, weights: str, *, overrides=(), phase: str = "test", backend=None) -> tuple[dict, int]:
     """Run the ``phase`` net over one whole pass of its data with the snapshot's parameters.
 
     Returns ({statistic: mean}, number of examples)."""
-    spec = _spec(config, overrides)
+    spec = _spec(config, overrides, backend)
     if not any(ls.phase == phase for ls in spec.layers if ls.cls.is_source) and phase == "test":
         raise SpecError([Problem(Where(spec.path), "layers", "no data layer with 'phase: test' to evaluate on")])
     with Net(spec, phase) as net:

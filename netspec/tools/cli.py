@@ -79,6 +79,17 @@ def echo_root(msg: str = "", **kw):
         click.echo(msg, **kw)
 
 
+def backend_option(fn):
+    return click.option("--backend", default=None, metavar="NAME",
+                        help="backend to run on: cpu (numba + BLAS) or numpy (plain, slow) [default: the "
+                             "config's backend:, else cpu]")(fn)
+
+
+def with_backend(overrides, backend):
+    """``--backend NAME`` is the override ``backend=NAME`` (checked and reported like any other)."""
+    return tuple(overrides) + ((f"backend={backend}",) if backend else ())
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="netspec")
 def main():
@@ -90,14 +101,15 @@ def main():
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--phase", type=click.Choice(["train", "test"]), default="train", show_default=True)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config value")
+@backend_option
 @friendly
-def show(config, phase, overrides):
+def show(config, phase, overrides, backend):
     """Print the layer table of CONFIG: wiring, blob shapes, parameter counts, memory."""
     from .api import load_spec
     from ..net.net import Net
     from .report import layer_table
 
-    spec = load_spec(config, overrides)
+    spec = load_spec(config, with_backend(overrides, backend))
     with Net(spec, phase) as net:
         click.echo(layer_table(net))
 
@@ -187,8 +199,9 @@ class Progress:
               help="run folder for snapshots and statistics [default: snapshots/<net name>]")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="override a config value, e.g. --set solver.max_iter=5000")
+@backend_option
 @friendly
-def train(config, resume, weights, out, overrides):
+def train(config, resume, weights, out, overrides, backend):
     """Train the net of CONFIG with its solver and coffee breaks.
 
     Ctrl-C (or SIGTERM) finishes the current iteration, writes a snapshot and stops; --resume continues
@@ -199,7 +212,7 @@ def train(config, resume, weights, out, overrides):
 
     if resume and weights:
         raise click.UsageError("give --resume or --weights, not both")
-    spec = load_spec(config, overrides)
+    spec = load_spec(config, with_backend(overrides, backend))
     progress = Progress(spec.solver.max_iter if spec.solver else 0)
     try:
         api_train(spec, out_dir=out, resume=resume, weights=weights, log=progress.log, on_step=progress.step)
@@ -212,13 +225,14 @@ def train(config, resume, weights, out, overrides):
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--weights", required=True, type=click.Path(dir_okay=False), help="snapshot to evaluate")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config value")
+@backend_option
 @friendly
-def test(config, weights, overrides):
+def test(config, weights, overrides, backend):
     """Evaluate a snapshot on the test-phase data of CONFIG: every loss and accuracy, over the whole set."""
     from .api import evaluate
     from ..training.coffee import format_stat
 
-    stats, n = evaluate(config, weights, overrides=overrides)
+    stats, n = evaluate(config, weights, overrides=with_backend(overrides, backend))
     echo_root(f"{weights}: {n} examples")
     for k, v in stats.items():
         echo_root(f"  {format_stat(k, v)}")

@@ -18,8 +18,9 @@ BLOCK = 5      # iterations per block; untimed and timed blocks alternate, and e
                # over blocks (this VM stalls any two-thread load for 10-60 ms about every 1.4 s)
 
 
-class TimedBackend:
-    """Wraps a backend module: same functions, each call's time added to a per-thread account."""
+class TimedKernels:
+    """Wraps the CPU backend's kernel module: same functions, each call's time added to a per-thread
+    account; the backend that ``netspec time`` runs is a ``CPUBackend`` that calls its kernels through it."""
 
     def __init__(self, inner):
         self._inner = inner
@@ -33,7 +34,7 @@ class TimedBackend:
 
     def __getattr__(self, name):
         fn = getattr(self._inner, name)
-        if not self.active or not callable(fn) or name in ("zeros", "compute_threads"):
+        if not self.active or not callable(fn):
             return fn
         kind = "blas" if name in BLAS_CALLS else "numba"
 
@@ -63,7 +64,7 @@ def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str | None = 
     it) and ``iterations`` with every layer and backend call timed, in alternating blocks of :data:`BLOCK`
     so that both see the same machine; returns per-layer and per-kind timings (seconds per iteration,
     medians over the blocks) and both throughputs."""
-    from .. import backend as backends
+    from ..backend import cpu
     from ..net.net import build_nets
     from ..training.solver import Solver
 
@@ -71,8 +72,9 @@ def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str | None = 
         import tempfile
         with tempfile.TemporaryDirectory(prefix="netspec-time-") as tmp:
             return time_net(spec, iterations, warmup, tmp)
-    timed_be = TimedBackend(backends.get("cpu"))
-    train, test = build_nets(spec, backend=timed_be)
+    timed_be = TimedKernels(cpu)
+    backend = cpu.CPUBackend(kernels=timed_be)
+    train, test = build_nets(spec, backend=backend)
     if test is not None:
         test.close()
     solver = Solver(spec, nets=(train, None), out_dir=out_dir, log=lambda m: None)
@@ -83,7 +85,7 @@ def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str | None = 
         if layer in train.backward_layers:
             _wrap(layer, "backward", layer_acc, timed_be)
     blocks = {False: [], True: []}        # per block: {quantity: seconds per iteration}
-    with timed_be.compute_threads(), np.errstate(over="ignore", invalid="ignore"):
+    with backend.compute_threads(), np.errstate(over="ignore", invalid="ignore"):
         for _ in range(warmup):
             solver.onestep_solve()
         for start in range(0, iterations, BLOCK):
