@@ -94,3 +94,17 @@ def test_host_numpy_zeros_only_for_host_buffers():
                 if attr == "zeros":
                     src = open(path).read().splitlines()[line - 1]
                     assert "bufs" in src or "draws" in src, f"{path}:{line}: allocate with self.alloc: {src.strip()}"
+
+
+def test_the_readme_layout_names_every_module():
+    readme = open(os.path.join(os.path.dirname(PKG), "README.md")).read()
+    table = readme[readme.index("## Layout"):]
+    for path in modules():
+        rel = os.path.relpath(path, PKG)
+        folder, name = os.path.split(rel)
+        if name == "__init__.py" and folder:
+            continue
+        assert f"`{name}`" in table or f"`netspec/{rel}`" in table or f"(`{name}`" in table, \
+            f"README's Layout does not mention netspec/{rel}"
+    for stage in ORDER:
+        assert f"`netspec/{stage}/`" in table

@@ -1,5 +1,13 @@
 """Dataset preparation for ``netspec data``: turn a public dataset into HDF5 shards plus a list file.
 
+Every preparer (``mnist``, ``cifar10``, ``arrays``) has one interface::
+
+    prepare(source, out, *, shard_rows=10000, progress=None, echo=print, **its own options)
+        -> {split: Prepared(listing, rows)}
+
+``progress(split, rows_done, rows_total)`` is called after each shard; ``echo`` receives messages (a
+download's mirrors).  The command line drives all of them the same way.
+
 Every writer goes through :func:`write_shards`: shards of ``shard_rows`` rows named ``<split>-NN.h5``, each
 holding one dataset per top (``data``, ``label``), written to a temporary name and renamed into place, and
 a list file ``<split>.txt`` with one shard per line (relative to the list file, as HDF5Data reads it).
@@ -8,9 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+from typing import NamedTuple
 
 import h5py
 import numpy as np
+
+
+class Prepared(NamedTuple):
+    listing: str        # the list file of the split's shards
+    rows: int           # examples in the split
 
 
 def md5sum(path: str, chunk: int = 1 << 20) -> str:
@@ -21,10 +35,10 @@ def md5sum(path: str, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def write_shards(out_dir: str, split: str, arrays: dict, shard_rows: int = 10000, progress=None) -> str:
-    """Write ``arrays`` (name -> array with rows on axis 0) as HDF5 shards; returns the list file's path.
+def write_shards(out_dir: str, split: str, arrays: dict, shard_rows: int = 10000, progress=None) -> Prepared:
+    """Write ``arrays`` (name -> array with rows on axis 0) as HDF5 shards; returns the list file and rows.
 
-    ``progress(n)`` is called with the number of rows written after each shard."""
+    ``progress(split, done, total)`` is called with the rows written so far after each shard."""
     os.makedirs(out_dir, exist_ok=True)
     n = len(next(iter(arrays.values())))
     names = []
@@ -40,12 +54,12 @@ def write_shards(out_dir: str, split: str, arrays: dict, shard_rows: int = 10000
         os.replace(tmp, final)
         names.append(name)
         if progress is not None:
-            progress(stop - start)
+            progress(split, stop, n)
     listing = os.path.join(out_dir, f"{split}.txt")
     with open(listing + ".tmp", "w") as fh:
         fh.write("".join(x + "\n" for x in names))
     os.replace(listing + ".tmp", listing)
-    return listing
+    return Prepared(listing, n)
 
 
 def write_stats(out_dir: str, data: np.ndarray) -> str:

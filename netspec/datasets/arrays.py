@@ -92,13 +92,14 @@ def load(path: str, labels: str | None = None, data_key=None, label_key=None, la
     return x, y
 
 
-def prepare(path: str, out: str, split: str = "train", labels=None, data_key=None, label_key=None,
-            label_column="-1", shard_rows: int = 10000, stats: bool = True) -> str:
+def prepare(path: str, out: str, *, shard_rows: int = 10000, progress=None, echo=print, split: str = "train",
+            labels=None, data_key=None, label_key=None, label_column="-1", stats: bool = True) -> dict:
+    """Convert one array file into HDF5 shards (and ``mean.h5``) under ``out``; returns {split: Prepared}."""
     x, y = load(path, labels, data_key, label_key, label_column)
     arrays = {"data": x.astype(np.float32)}
     if y is not None:
         arrays["label"] = np.asarray(y, dtype=np.float32)
-    listing = write_shards(out, split, arrays, shard_rows)
+    listing = write_shards(out, split, arrays, shard_rows, progress)
     if stats:
         write_stats(out, arrays["data"])
-    return listing
+    return {split: listing}

@@ -107,12 +107,13 @@ def download(folder: str, echo=print) -> str:
     return target
 
 
-def prepare(src: str | None, out: str = "data/cifar10", shard_rows: int = 10000, progress=None, echo=print) -> dict:
+def prepare(src: str | None, out: str = "data/cifar10", *, shard_rows: int = 10000, progress=None,
+            echo=print) -> dict:
+    """Convert CIFAR-10 into HDF5 shards and ``mean.h5`` under ``out``; returns {split: Prepared}."""
     src = src or os.environ.get(ENV_VAR) or download(os.path.join(out, "raw"), echo)
     parts = load(src)
     lists = {}
     for split, (x, y) in parts.items():
-        lists[split] = write_shards(out, split, {"data": x, "label": y}, shard_rows,
-                                    progress=(lambda n, s=split: progress(s, n)) if progress else None)
+        lists[split] = write_shards(out, split, {"data": x, "label": y}, shard_rows, progress)
     write_stats(out, parts["train"][0])
-    return {k: (v, len(parts[k][1])) for k, v in lists.items()}
+    return lists

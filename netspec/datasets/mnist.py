@@ -100,8 +100,8 @@ def download(folder: str, echo=print) -> str:
     return folder
 
 
-def prepare(src: str | None, out: str = "data/mnist", shard_rows: int = 10000, progress=None, echo=print) -> dict:
-    """Convert MNIST into HDF5 shards under ``out``; returns {split: list file}."""
+def prepare(src: str | None, out: str = "data/mnist", *, shard_rows: int = 10000, progress=None, echo=print) -> dict:
+    """Convert MNIST into HDF5 shards under ``out``; returns {split: Prepared(list file, rows)}."""
     src = src or os.environ.get(ENV_VAR)
     if src is None:
         src = download(os.path.join(out, "raw"), echo=echo)
@@ -116,8 +116,7 @@ def prepare(src: str | None, out: str = "data/mnist", shard_rows: int = 10000, p
             arrays[kind] = read_idx(find_file(src, name), magic, count)
         data = (arrays["images"].astype(np.float32) * np.float32(SCALE)).reshape(-1, 1, 28, 28)
         label = arrays["labels"].astype(np.float32)
-        out_lists[split] = write_shards(out, split, {"data": data, "label": label}, shard_rows,
-                                        progress=(lambda n, s=split: progress(s, n)) if progress else None)
+        out_lists[split] = write_shards(out, split, {"data": data, "label": label}, shard_rows, progress)
         if split == "train":
             write_stats(out, data)
     return out_lists

@@ -1,43 +1,4 @@
-"""The layer contract.  Read this before writing a layer.
-
-A layer type is a subclass of :class:`Layer`, registered under its YAML name with
-``@registry.layers.register("Name")``.  It declares, once, as class attributes:
-
-* ``Params`` — a dataclass of its config parameters, each declared with :func:`netspec.fields.param`
-  (converter, default, one line of doc).  The spec loader validates a config against it.
-* ``n_bottoms`` / ``n_tops`` — (min, max) counts; max ``None`` means any number.
-* traits: ``is_source`` (produces data, no bottoms), ``has_loss`` (contributes ``self.loss`` to the
-  objective, weighted by ``params.weight``), ``has_stats`` (accumulates statistics over many batches:
-  ``reset_statistics`` / ``statistics``), ``inplace_ok`` (may write its top into its bottom's arrays),
-  ``differentiable`` (False for layers with no meaningful gradient, such as Accuracy),
-  ``nondiff_bottoms`` (indices of bottoms that never get a gradient, such as labels), ``batch_axis``
-  (the axis of its tops that carries the examples: 0 for N×…, 1 for a time-major T×N×… blob; the runner
-  cuts the batch into replicas along it).
-
-Life cycle (verbs after Mocha.jl):
-
-1. ``__init__(spec, ctx)`` — keep the validated :class:`~netspec.spec.LayerSpec` and the net's
-   :class:`Context` (phase, dtype, backend, random generators, shared parameter store).
-2. ``setup(bottoms) -> list of top shapes`` — check the bottom shapes (raise with :meth:`shape_error`),
-   create parameters with :meth:`add_param`, and allocate every workspace the layer will ever need.
-   Nothing is allocated after this.  The net then creates the tops (or, in place, reuses the bottoms)
-   and sets ``self.tops``; ``self.propagate_down[i]`` says whether bottom ``i`` needs a gradient.
-3. ``forward()`` — read ``self.bottoms[i].data``, write ``self.tops[j].data``.
-4. ``backward()`` — read ``self.tops[j].diff``; *write* (not add to) ``self.bottoms[i].diff`` where
-   ``propagate_down[i]``, and *write* every ``param.diff``.  A blob read by several layers is split
-   automatically, so a layer never has to accumulate into a bottom's diff.
-5. ``state()`` / ``set_state(d)`` — whatever must survive a snapshot beyond the parameters (a data
-   cursor, running statistics); plain numbers, strings and numpy arrays in (nested) dicts.  The net walks
-   every layer for it (``Net.state``) and the snapshot module stores it: a layer never registers anything.
-
-A layer may run as one of several replicas, each over a contiguous group of rows of the global batch
-(threads, MPI processes; see :mod:`netspec.runner`).  It needs to know nothing about that: a loss divides
-by ``ctx.norm_rows(n)`` (the global batch), statistics count ``ctx.valid_rows(n)`` rows, and random draws
-come from ``ctx.uniform(key, out)``, which is keyed by the global row, so the split changes no number.
-
-Layers with ``neuron:`` (Convolution, InnerProduct) apply the activation to their top in place after
-``forward`` and its derivative to the top's diff before ``backward`` (see :class:`NeuronMixin`).
-"""
+"""The layer base class, its context and the random stream (the contract is in ``netspec/layers/__init__.py``)."""
 from __future__ import annotations
 
 import zlib

@@ -268,21 +268,26 @@ def data():
 def data_mnist(src, out, shard_rows):
     """MNIST IDX files -> OUT/{train,test}.txt and HDF5 shards (data N×1×28×28 ×1/256, label)."""
     from ..datasets import mnist
+    prepare_with_progress(mnist, src, out, shard_rows=shard_rows)
 
-    totals = {"train": 60000, "test": 10000}
+
+def prepare_with_progress(preparer, source, out, **options):
+    """Run a preparer of :mod:`netspec.datasets` with a progress bar per split on stderr; print the splits."""
     bars = {}
 
-    def progress(split, n):
+    def progress(split, done, total):
         if split not in bars:
-            bars[split] = click.progressbar(length=totals[split], label=f"{split:5s}", file=sys.stderr)
+            bars[split] = click.progressbar(length=total, label=f"{split:5s}", file=sys.stderr)
             bars[split].__enter__()
-        bars[split].update(n)
-        if bars[split].pos >= totals[split]:
-            bars[split].__exit__(None, None, None)
+        bar = bars[split]
+        bar.update(done - bar.pos)
+        if done >= total:
+            bar.__exit__(None, None, None)
 
-    lists = mnist.prepare(src, out, shard_rows, progress=progress, echo=lambda m: click.echo(m, err=True))
-    for split, path in lists.items():
-        click.echo(f"{split}: {path} ({totals[split]} examples)")
+    prepared = preparer.prepare(source, out, progress=progress, echo=lambda m: click.echo(m, err=True), **options)
+    for split, (listing, rows) in prepared.items():
+        click.echo(f"{split}: {listing} ({rows} examples)")
+    return prepared
 
 
 @data.command("cifar10")
@@ -295,10 +300,7 @@ def data_mnist(src, out, shard_rows):
 def data_cifar10(src, out, shard_rows):
     """CIFAR-10 -> OUT/{train,test}.txt, HDF5 shards (data N×3×32×32 uint8, label) and OUT/mean.h5."""
     from ..datasets import cifar10
-
-    lists = cifar10.prepare(src, out, shard_rows, echo=lambda m: click.echo(m, err=True))
-    for split, (path, n) in lists.items():
-        click.echo(f"{split}: {path} ({n} examples)")
+    prepare_with_progress(cifar10, src, out, shard_rows=shard_rows)
     click.echo(f"mean: {out}/mean.h5")
 
 
@@ -315,9 +317,9 @@ def data_cifar10(src, out, shard_rows):
 def data_arrays(source, out, split, labels, data_key, label_key, label_column, shard_rows):
     """A .npy, .npz or .csv file -> OUT/SPLIT.txt, HDF5 shards (data, label) and OUT/mean.h5."""
     from ..datasets import arrays
-
-    listing = arrays.prepare(source, out, split, labels, data_key, label_key, label_column, shard_rows)
-    click.echo(f"{split}: {listing}")
+    prepare_with_progress(arrays, source, out, shard_rows=shard_rows, split=split, labels=labels,
+                          data_key=data_key, label_key=label_key, label_column=label_column)
+    click.echo(f"mean: {out}/mean.h5")
 
 
 def run():  # pragma: no cover - ``python -m netspec``
