@@ -34,3 +34,14 @@ def test_readme_api_example(tmp_path):
     assert list(its) == [0, 100, 200] and acc[-1] == stats["accuracy/accuracy"]
     assert acc[-1] > acc[0]
     assert np.isfinite(solver.loss)
+
+
+def test_estimator_closes_the_config_file():
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = "import netspec; netspec.Estimator('configs/or_gate.yaml')"
+    res = subprocess.run([sys.executable, "-W", "error::ResourceWarning", "-X", "dev", "-c", code], cwd=root,
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and "ResourceWarning" not in res.stderr, res.stderr
