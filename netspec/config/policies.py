@@ -180,13 +180,18 @@ class Staged(Policy):
         return any(p.stateful for _, p in self.stages)
 
     def at(self, it):
-        for until, pol in self.stages:
-            if it < until:
-                return pol.at(it)
-        return self.stages[-1][1].at(it)
+        return stage_for(self.stages, it).at(it)
 
     def to_plain(self):
         return {"type": "staged", "stages": [{"until": u, "policy": p.to_plain()} for u, p in self.stages]}
+
+
+def stage_for(stages, it):
+    """The policy of the first stage whose ``until`` is > it (the last stage runs to the end)."""
+    for until, pol in stages:
+        if it < until:
+            return pol
+    return stages[-1][1]
 
 
 registry.lr_policies.register("staged")(Staged)

@@ -68,10 +68,7 @@ class Staged(Policy):
         self.stages = [(until, make_policy(p)) for until, p in params.stages]
 
     def at(self, it):
-        for until, pol in self.stages:
-            if it < until:
-                return pol.at(it)
-        return self.stages[-1][1].at(it)
+        return schema.stage_for(self.stages, it).at(it)
 
     def state(self):
         return {f"{i}/{k}": v for i, (_, p) in enumerate(self.stages) for k, v in p.state().items()}
