@@ -274,7 +274,7 @@ class MemoryDataParams:
 @registry.layers.register("MemoryData")
 class MemoryDataLayer(_Source):
     """Serves arrays held in memory: inline lists in the YAML, or numpy arrays given from Python
-    (``spec.layer('data').params.data = {'data': X, 'label': y}`` or the Estimator API)."""
+    (``spec.with_layer('data', data={'data': X, 'label': y})`` or the Estimator API)."""
 
     Params = MemoryDataParams
 
