@@ -132,7 +132,8 @@ def test_crash_while_writing_leaves_previous_snapshot_intact(tmp_path, monkeypat
     with pytest.raises(OSError):
         solver.snapshot()
     assert open(good, "rb").read() == before
-    assert sorted(os.listdir(tmp_path / "r")) == ["snapshot-0.h5", "spec.yaml"]
+    assert sorted(os.listdir(tmp_path / "r")) == ["netspec.lock", "snapshot-0.h5", "spec.yaml", "statistics.h5"]
+    solver.finalize_solve()
 
 
 def test_snapshot_that_does_not_fit_names_layer_and_shapes(tmp_path):
@@ -175,9 +176,13 @@ def test_keep_last_and_epoch_schedule(tmp_path):
     np.testing.assert_array_equal(its, [0, 15, 30])
 
 
-def test_fresh_run_replaces_old_statistics(tmp_path):
+def test_a_fresh_run_into_an_earlier_runs_folder_is_refused_or_replaces_it(tmp_path):
     path, _ = small_spec(tmp_path / "d", max_iter=10)
     train(path, tmp_path / "r")
-    train(path, tmp_path / "r", overrides=["solver.max_iter=5"])
+    with pytest.raises(SnapshotError, match=r"/r: holds an earlier run \(snapshot-10.h5\); continue it with --resume, "
+                                            r"replace it with --overwrite, or choose another folder with --out"):
+        train(path, tmp_path / "r", overrides=["solver.max_iter=5"])
+    train(path, tmp_path / "r", overrides=["solver.max_iter=5"], overwrite=True)
     its, _ = read_statistics(tmp_path / "r" / "statistics.h5")["train/loss"]
     np.testing.assert_array_equal(its, [5])
+    assert sorted(n for n in os.listdir(tmp_path / "r") if n.startswith("snapshot-")) == ["snapshot-5.h5"]

@@ -199,9 +199,11 @@ class Progress:
               help="run folder for snapshots and statistics [default: snapshots/<net name>]")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="override a config value, e.g. --set solver.max_iter=5000")
+@click.option("--overwrite", is_flag=True, help="replace an earlier run in the run folder (its snapshots and "
+                                                "statistics are deleted)")
 @backend_option
 @friendly
-def train(config, resume, weights, out, overrides, backend):
+def train(config, resume, weights, out, overrides, backend, overwrite):
     """Train the net of CONFIG with its solver and coffee breaks.
 
     Ctrl-C (or SIGTERM) finishes the current iteration, writes a snapshot and stops; --resume continues
@@ -212,10 +214,13 @@ def train(config, resume, weights, out, overrides, backend):
 
     if resume and weights:
         raise click.UsageError("give --resume or --weights, not both")
+    if resume and overwrite:
+        raise click.UsageError("give --resume or --overwrite, not both")
     spec = load_spec(config, with_backend(overrides, backend))
     progress = Progress(spec.solver.max_iter if spec.solver else 0)
     try:
-        api_train(spec, out_dir=out, resume=resume, weights=weights, log=progress.log, on_step=progress.step)
+        api_train(spec, out_dir=out, resume=resume, weights=weights, log=progress.log, on_step=progress.step,
+                  overwrite=overwrite)
     finally:
         progress.clear()
 

@@ -26,6 +26,9 @@ class CoffeeBreak:
     def destroy(self, solver):
         pass
 
+    def after_snapshot(self, solver):
+        pass
+
     def state(self) -> dict:
         return {}
 
@@ -59,11 +62,12 @@ class TrainingSummary(CoffeeBreak):
 
 class Snapshot(CoffeeBreak):
     def enjoy(self, solver):
-        path = solver.snapshot()
+        solver.snapshot_due = True        # written once every break of this iteration has run
+
+    def after_snapshot(self, solver):
         if self.params.keep_last and solver.is_root:
             from .snapshot import prune
             prune(solver.out_dir, self.params.keep_last)
-        solver.log(f"snapshot: {path}")
 
 
 class ValidationPerformance(CoffeeBreak):

@@ -1,9 +1,10 @@
 """The statistics lounge (Mocha.jl's name): every curve of a run, ``statistics[key][iteration] = value``,
 kept in ``statistics.h5`` beside the snapshots.
 
-Each key is a dataset of shape (n, 2): columns iteration and value, sorted by iteration.  A resumed run
-*merges* into the existing file (values at the same iteration are replaced, others kept); a fresh run
-starts a new file.  The file is rewritten atomically.
+Each key is a dataset of shape (n, 2): columns iteration and value, sorted by iteration.  The file is
+rewritten atomically.  Every snapshot holds the curves up to its iteration (``state()``), and a resumed run
+starts from those and rewrites the file with them, so a run killed at any moment and resumed ends with the
+same file as a run that was never stopped.
 """
 from __future__ import annotations
 
@@ -29,6 +30,19 @@ class Lounge:
             except OSError as exc:
                 raise SnapshotError(f"{path}: cannot read statistics ({exc})") from None
 
+    def attach(self, path: str | None) -> None:
+        """Write to ``path`` from now on; the whole file is rewritten at the next save."""
+        self.path, self.dirty = path, True
+
+    def state(self) -> dict:
+        """Every curve as an (n, 2) array of (iteration, value) — what a snapshot keeps."""
+        return {k: np.stack([its.astype(np.float64), vals], axis=1).reshape(-1, 2)
+                for k in sorted(self.stats) for its, vals in [self.curve(k)]}
+
+    def set_state(self, state: dict) -> None:
+        self.stats = {k: {int(i): float(v) for i, v in np.asarray(a).reshape(-1, 2)} for k, a in state.items()}
+        self.dirty = True
+
     def record(self, key: str, iteration: int, value: float) -> None:
         self.stats.setdefault(key, {})[int(iteration)] = float(value)
         self.dirty = True
@@ -43,9 +57,8 @@ class Lounge:
             return
         tmp = f"{self.path}.tmp-{os.getpid()}"
         with h5py.File(tmp, "w") as f:
-            for key in sorted(self.stats):
-                its, vals = self.curve(key)
-                f.create_dataset(key, data=np.stack([its.astype(np.float64), vals], axis=1))
+            for key, arr in self.state().items():
+                f.create_dataset(key, data=arr)
         os.replace(tmp, self.path)
         self.dirty = False
 

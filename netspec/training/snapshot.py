@@ -8,7 +8,12 @@ Layout (a tree of groups; arrays are datasets, numbers and strings are attribute
     /nets/<phase>/layers/<layer>           each layer's state (data cursors: epoch, chunk, row; ...)
     /nets/<phase>/random                   the net's random stream (its pass counter)
     /coffee/<n>                            coffee-break state
-    attrs: format, iteration, spec (the filled-in config as YAML)
+    /statistics/<key>                      every curve up to the snapshot's iteration ((n, 2): iteration, value)
+    attrs: format, iteration, spec (the filled-in config as YAML), layout (checksum of the tree)
+
+Every array carries a checksum of its bytes (``checksum``) and the root a checksum of the whole tree's
+layout and every number and string in it (``layout``); :func:`load` verifies both and names the array or
+the part that fails, so a flipped bit or a damaged group is refused instead of resumed from.
 
 Everything but the parameters is collected through one protocol: the solver names its stateful parts
 (:meth:`netspec.solver.Solver.stateful`), each with ``state()`` / ``set_state()``; :func:`capture` stores
@@ -22,6 +27,7 @@ and ``--resume`` falls back to the previous snapshot when the newest one is unre
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -32,7 +38,9 @@ import numpy as np
 
 from ..config.errors import SnapshotError
 
-FORMAT = 2
+FORMAT = 3
+CHECKSUM = "checksum"     # attribute of every dataset
+LAYOUT = "layout"         # attribute of the root
 NAME = re.compile(r"^snapshot-(\d+)\.h5$")
 
 
@@ -44,24 +52,62 @@ def _unkey(name: str) -> str:
     return name.replace("%2F", "/").replace("%25", "%")
 
 
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _array_digest(a: np.ndarray) -> str:
+    a = np.ascontiguousarray(a)
+    return _digest(f"{a.dtype.str}{a.shape}".encode() + a.tobytes())
+
+
+def _plain(v):
+    """A value as it reads back from HDF5 (numpy scalars to Python ones)."""
+    v = v.decode() if isinstance(v, bytes) else v
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _layout(tree: dict, prefix="") -> list[str]:
+    """One line per node of the tree: its path and, for a value, its type and repr (arrays: their digest)."""
+    lines = []
+    for k in sorted(tree, key=str):
+        v, path = tree[k], f"{prefix}/{k}"
+        if isinstance(v, dict):
+            lines.append(f"{path}/")
+            lines += _layout(v, path)
+        elif isinstance(v, np.ndarray):
+            lines.append(f"{path} = array {_array_digest(v)}")
+        elif v is not None:
+            v = _plain(v)
+            lines.append(f"{path} = {type(v).__name__} {v!r}")
+    return lines
+
+
 def _write_tree(group, tree: dict):
     for k, v in tree.items():
         key = _key(str(k))
         if isinstance(v, dict):
             _write_tree(group.create_group(key), v)
         elif isinstance(v, np.ndarray):
-            group.create_dataset(key, data=v)
+            group.create_dataset(key, data=v).attrs[CHECKSUM] = _array_digest(v)
         elif v is None:
             continue
         else:
             group.attrs[key] = v
 
 
-def _read_tree(group) -> dict:
-    out = {_unkey(k): (v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v)
-           for k, v in group.attrs.items()}
+def _read_tree(group, path: str) -> dict:
+    out = {_unkey(k): _plain(v) for k, v in group.attrs.items() if k != LAYOUT}
     for k, item in group.items():
-        out[_unkey(k)] = _read_tree(item) if isinstance(item, h5py.Group) else item[()]
+        if isinstance(item, h5py.Group):
+            out[_unkey(k)] = _read_tree(item, f"{path}/{_unkey(k)}")
+            continue
+        value = item[()]
+        stored = item.attrs.get(CHECKSUM)
+        if stored is None or _plain(stored) != _array_digest(np.asarray(value)):
+            name = f"{path}/{_unkey(k)}".lstrip("/")
+            raise SnapshotError(f"array '{name}' fails its checksum (the file is damaged)")
+        out[_unkey(k)] = value
     return out
 
 
@@ -75,8 +121,9 @@ def save(path: str, tree: dict) -> str:
     tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
     try:
         with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
+            tree = {"format": FORMAT, **tree}
             _write_tree(f, tree)
+            f.attrs[LAYOUT] = _digest("\n".join(_layout(tree)).encode())
             f.flush()
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -111,20 +158,30 @@ class Snapshot:
 
 
 def load(path: str) -> Snapshot:
+    """Read and verify a snapshot: every array's checksum, the checksum of the tree, the parts every
+    snapshot has; a :class:`SnapshotError` names the file and what is wrong."""
     if not os.path.isfile(path):
         raise SnapshotError(f"{path}: no such snapshot")
     try:
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") is None:
                 raise SnapshotError(f"{path}: not a netspec snapshot (no 'format' attribute)")
-            tree = _read_tree(f)
-    except SnapshotError:
-        raise
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+            layout = _plain(f.attrs.get(LAYOUT)) if LAYOUT in f.attrs else None
+            tree = _read_tree(f, "")
+    except SnapshotError as exc:
+        msg = str(exc)
+        raise SnapshotError(msg if msg.startswith(path) else f"{path}: {msg}") from None
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise SnapshotError(f"{path}: corrupt or truncated snapshot ({exc})") from None
+    fmt = tree.get("format")
+    if isinstance(fmt, int) and fmt >= 3:
+        if layout is None or layout != _digest("\n".join(_layout(tree)).encode()):
+            raise SnapshotError(f"{path}: its tree or a value in it fails the checksum (the file is damaged)")
     for need in ("params", "iteration"):
         if need not in tree:
             raise SnapshotError(f"{path}: incomplete snapshot (no '{need}')")
+    if not isinstance(tree["iteration"], int) or tree["iteration"] < 0:
+        raise SnapshotError(f"{path}: damaged snapshot (iteration {tree['iteration']!r})")
     return Snapshot(path, tree)
 
 

@@ -24,6 +24,7 @@ from ..net.runner import Runner, chunk_slice
 from . import snapshot as snap_io
 from .coffee import make_coffee_break
 from .lounge import Lounge
+from .runfolder import RunFolder
 from .methods import make_method
 from .policies import make_policy
 
@@ -37,7 +38,8 @@ class Solver:
     only (fine-tuning)."""
 
     def __init__(self, spec, *, out_dir: str | None = None, nets=None, resume: str | None = None,
-                 weights: str | None = None, log=print, dtype=np.float32, runner: Runner | None = None):
+                 weights: str | None = None, log=print, dtype=np.float32, runner: Runner | None = None,
+                 overwrite: bool = False):
         if spec.solver is None:
             raise SpecError([Problem(Where(spec.path), "solver", "the config has no 'solver:' block; add one "
                                      "(method, max_iter, lr_policy) to train")])
@@ -62,6 +64,10 @@ class Solver:
         self.interrupted = False
         self.last_snapshot: tuple[int, str] | None = None
         self.lounge = Lounge(None)
+        self.folder = RunFolder(self.out_dir)
+        self.aborted = False
+        self.snapshot_due = False
+        self.overwrite = overwrite
         self.on_step = None
         self._old_handlers = {}
         if resume is not None:
@@ -111,6 +117,9 @@ class Solver:
         try:
             while self.iteration < self.sp.max_iter and not self._stop_requested():
                 self.onestep_solve()
+        except KeyboardInterrupt:
+            self.aborted = True      # a second Ctrl-C: the step in flight is unfinished, so no snapshot of it
+            raise
         finally:
             self.finalize_solve()
         return self
@@ -125,7 +134,17 @@ class Solver:
         if self.is_root:
             nbytes = sum(p.data.nbytes * (1 + len(self.method.slots)) for p in self.train_net.params) + (1 << 20)
             snap_io.check_writable(self.out_dir, nbytes)
-            self.lounge = Lounge(os.path.join(self.out_dir, "statistics.h5"), merge=self.resumed)
+            self.folder.acquire()                    # one run per folder
+            earlier = None if self.resumed else self.folder.earlier_run()
+            if earlier is not None and self.overwrite:
+                self.folder.remove_earlier_run()
+            elif earlier is not None:
+                self.folder.release()
+                raise SnapshotError(f"{self.out_dir}: holds an earlier run ({earlier}); continue it with --resume, "
+                                    "replace it with --overwrite, or choose another folder with --out")
+            self.folder.remove_stale()
+            # the curves start as the snapshot had them (or empty) and replace the file's
+            self.lounge.attach(os.path.join(self.out_dir, "statistics.h5"))
             with open(os.path.join(self.out_dir, "spec.yaml"), "w") as fh:
                 fh.write(self.spec_yaml)
         self.log(self.train_net.describe_split())
@@ -169,21 +188,34 @@ class Solver:
             signal.signal(sig, handler)
         self._old_handlers = {}
         try:
-            if self.last_snapshot is None or self.last_snapshot[0] != self.iteration:
+            if self.aborted:
+                last = f"the last snapshot is {self.last_snapshot[1]}" if self.last_snapshot else "no snapshot"
+                self.log(f"aborted during iteration {self.iteration}: nothing saved of it ({last})")
+            elif self.last_snapshot is None or self.last_snapshot[0] != self.iteration:
                 path = self.snapshot()
                 if self.interrupted:
                     self.log(f"interrupted at iteration {self.iteration}: snapshot {path}; continue with --resume")
                 else:
                     self.log(f"finished at iteration {self.iteration}: snapshot {path}")
-            self.lounge.save()
+                self.lounge.save()
         finally:
             for cb in self.coffee_breaks:
                 cb.destroy(self)
+            self.folder.release()
 
     def _coffee(self, epoch_started):
+        """The coffee breaks due now; a snapshot one asked for is written after all of them, so that it
+        holds everything they recorded at this iteration."""
+        self.snapshot_due = False
         for cb in self.coffee_breaks:
             if cb.due(self.iteration, epoch_started):
                 cb.enjoy(self)
+        if self.snapshot_due:
+            self.snapshot_due = False
+            path = self.snapshot()
+            self.log(f"snapshot: {path}")
+            for cb in self.coffee_breaks:
+                cb.after_snapshot(self)
         self.lounge.save()
 
     def _on_signal(self, signum, frame):
@@ -239,6 +271,7 @@ class Solver:
         if self.test_net is not None:
             parts["nets/test"] = self.test_net
         parts.update({f"coffee/{i}": cb for i, cb in enumerate(self.coffee_breaks)})
+        parts["statistics"] = self.lounge
         return parts
 
     def state_tree(self) -> dict:
