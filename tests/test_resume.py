@@ -129,7 +129,7 @@ def test_crash_while_writing_leaves_previous_snapshot_intact(tmp_path, monkeypat
     def boom(group, tree):
         raise OSError("disk went away")
     monkeypatch.setattr(snap_io, "_write_tree", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(SnapshotError, match=r"snapshot-0.h5: cannot write the snapshot \(disk went away\)"):
         solver.snapshot()
     assert open(good, "rb").read() == before
     assert sorted(os.listdir(tmp_path / "r")) == ["netspec.lock", "snapshot-0.h5", "spec.yaml", "statistics.h5"]

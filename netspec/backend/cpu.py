@@ -12,7 +12,6 @@ The plain-numpy twin of each kernel lives in ``tests/test_kernels.py``.
 """
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ import numpy as np
 from numba import njit
 
 from ..config import registry
+from ..config.env import env_count
 from .host import HostArrays
 
 
@@ -806,7 +806,7 @@ class CPUBackend(HostArrays):
         fight (OpenBLAS threads spin after each GEMM while the replicas want the cores): 4× slower, measured
         (bench/README.md)."""
         from threadpoolctl import threadpool_limits
-        return threadpool_limits(limits=int(os.environ.get("NETSPEC_BLAS_THREADS", "1")), user_api="blas")
+        return threadpool_limits(limits=env_count("NETSPEC_BLAS_THREADS") or 1, user_api="blas")
 
 
 def _pass_through(name):

@@ -43,10 +43,17 @@ def _show(v) -> str:
 
 
 # --------------------------------------------------------------------------------------------- converters
+MAX_INT = 2**31 - 1      # no count in a net comes near it; larger ones are typos (batch_size: 1e30)
+
+
 def integer(lo: int | None = None, hi: int | None = None):
+    hi = MAX_INT if hi is None else hi
+
     def conv(v):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
             raise Invalid(f"expected an integer, got {_show(v)}")
+        if abs(v) > MAX_INT:
+            raise Invalid(f"must be at most {hi}, got {_show(v)}")
         v = int(v)
         if lo is not None and v < lo:
             raise Invalid(f"must be at least {lo}, got {v}")

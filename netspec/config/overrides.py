@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import copy
 
-import yaml
-
 from .errors import Problem, SpecError, Where
 from .fields import did_you_mean
-from .yamlio import LDict
+from .yamlio import LDict, load_yaml
 
 
 def apply_overrides(raw, overrides, filename: str):
@@ -23,10 +21,7 @@ def apply_overrides(raw, overrides, filename: str):
         if "=" not in item:
             raise SpecError([Problem(where, "", "expected KEY=VALUE, e.g. solver.max_iter=5000")])
         key, text = item.split("=", 1)
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise SpecError([Problem(where, "", f"value is not valid YAML: {exc}")]) from None
+        value = load_yaml(text, f"--set {item}")        # the same limits as a file (aliases, depth, ...)
         parts = key.strip().split(".")
         node = raw
         for depth, part in enumerate(parts[:-1]):

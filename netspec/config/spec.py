@@ -191,6 +191,11 @@ def _parse_layers(items, filename, top, problems) -> list[LayerSpec]:
         if not isinstance(lname, str) or not lname:
             problems.append(Problem(where, f"layers -> #{i + 1}", "'name:' must be a non-empty string"))
             continue
+        bad = _bad_name(lname)
+        if bad:
+            problems.append(Problem(Where(filename, line_of(item, "name", where.line)), f"layers -> #{i + 1}",
+                                    f"name {lname[:40]!r}{'...' if len(lname) > 40 else ''}: {bad}"))
+            continue
         path = f"layers -> {lname}"
         if lname in seen:
             problems.append(Problem(where, path, f"duplicate layer name (first used on line {seen[lname]})"))
@@ -239,6 +244,24 @@ def _parse_layers(items, filename, top, problems) -> list[LayerSpec]:
         if params is not None:
             out.append(LayerSpec(lname, ltype, tuple(bottoms), tuple(tops), phase, params, where, tuple(inferred)))
     return out
+
+
+MAX_NAME = 100
+
+
+def _bad_name(name: str) -> str | None:
+    """Why a layer name cannot be used (``--set layers.NAME.key`` splits on dots; snapshots and parameter
+    keys use ``layer/param``), or None."""
+    if len(name) > MAX_NAME:
+        return f"longer than {MAX_NAME} characters"
+    if name.strip() != name or not name.strip():
+        return "no leading or trailing spaces"
+    for ch, why in ((".", "a dot"), ("/", "a slash")):
+        if ch in name:
+            return f"{why} is not allowed in a layer name; write letters, digits, '-' or '_' instead"
+    if any(not c.isprintable() for c in name):
+        return "only printable characters"
+    return None
 
 
 def _names(item, key, path, filename, where, problems):

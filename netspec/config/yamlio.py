@@ -90,12 +90,60 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _
 _StrictLoader.add_constructor("tag:yaml.org,2002:str", _construct_str)
 
 
+MAX_VALUES = 100_000      # values a config may expand to, aliases counted every time they are used
+MAX_DEPTH = 64            # nesting of mappings and lists
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _check_text(text: str, filename: str):
+    m = _CONTROL.search(text)
+    if m:
+        line = text.count("\n", 0, m.start()) + 1
+        raise SpecError([Problem(Where(filename, line), "", f"control character U+{ord(m.group()):04X} in the "
+                                                            "file; a config is plain text: remove it")])
+
+
+def _check_size(node, filename: str):
+    """Refuse, before anything is built, a document that nests too deeply or whose aliases expand to more
+    than :data:`MAX_VALUES` values ("billion laughs")."""
+    sizes: dict[int, int] = {}
+    stack = [(node, 1, False)]
+    while stack:
+        n, depth, done = stack.pop()
+        if depth > MAX_DEPTH:
+            raise SpecError([Problem(Where(filename, n.start_mark.line + 1), "",
+                                     f"nested more than {MAX_DEPTH} levels deep; a config needs far fewer")])
+        kids = []
+        if isinstance(n, yaml.MappingNode):
+            kids = [x for pair in n.value for x in pair]
+        elif isinstance(n, yaml.SequenceNode):
+            kids = list(n.value)
+        if done:
+            sizes[id(n)] = 1 + sum(sizes[id(k)] for k in kids)
+            if sizes[id(n)] > MAX_VALUES:
+                raise SpecError([Problem(Where(filename, n.start_mark.line + 1), "",
+                                         f"expands to more than {MAX_VALUES:,} values (YAML aliases counted each "
+                                         "time they are used); write the values out or use fewer aliases")])
+            continue
+        if id(n) in sizes:
+            continue
+        stack.append((n, depth, True))
+        stack.extend((k, depth + 1, False) for k in kids if id(k) not in sizes)
+
+
 def load_yaml(text: str, filename: str = "<config>"):
-    """Parse YAML text strictly; syntax errors become a :class:`SpecError` with file and line."""
+    """Parse YAML text strictly; syntax errors become a :class:`SpecError` with file and line.  Control
+    characters, nesting deeper than :data:`MAX_DEPTH` and documents that expand past :data:`MAX_VALUES`
+    values are refused before anything is built."""
+    _check_text(text, filename)
     loader = _StrictLoader(text)
     loader.filename = filename
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_size(node, filename)
+        return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 0
@@ -106,5 +154,8 @@ def load_yaml(text: str, filename: str = "<config>"):
         raise SpecError([Problem(Where(filename, line), "", f"malformed YAML: {what}")]) from None
     except yaml.YAMLError as exc:
         raise SpecError([Problem(Where(filename, 0), "", f"malformed YAML: {exc}")]) from None
+    except RecursionError:
+        raise SpecError([Problem(Where(filename, 0), "", f"nested more than {MAX_DEPTH} levels deep; "
+                                                         "a config needs far fewer")]) from None
     finally:
         loader.dispose()

@@ -124,7 +124,20 @@ class _Source(Layer):
         return {"epoch": self.epoch, "unit_pos": self.unit_pos, "row_pos": self.row_pos}
 
     def set_state(self, state):
-        self.epoch, self.unit_pos, self.row_pos = (int(state[k]) for k in ("epoch", "unit_pos", "row_pos"))
+        try:
+            epoch, unit, row = (int(state[k]) for k in ("epoch", "unit_pos", "row_pos"))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"layer '{self.name}': no data cursor (epoch, unit_pos, row_pos) in {state!r}") from None
+        fits = epoch >= 0 and 0 <= unit < len(self.units)
+        if fits:
+            saved, self.epoch = self.epoch, epoch            # the chunk order is a function of the epoch
+            fits = 0 <= row < self.units[int(self._order()[unit])]
+            self.epoch = saved
+        if not fits:
+            raise ValueError(f"layer '{self.name}': the data cursor (epoch {epoch}, chunk {unit}, row {row}) does not "
+                             f"fit the data ({len(self.units)} chunks of {self.epoch_size} rows in all): did the data "
+                             "files change since the snapshot?")
+        self.epoch, self.unit_pos, self.row_pos = epoch, unit, row
         self._loaded = None
 
     def _top_shapes(self):
@@ -188,6 +201,9 @@ class HDF5DataLayer(_Source):
                     raise DataError(f"{self.where}: layers -> {self.name}: HDF5 file '{full}' has no dataset "
                                     f"'{top}' (it has: {', '.join(f.keys()) or 'nothing'}); dataset names must "
                                     "equal the layer's tops")
+                if not isinstance(f[top], h5py.Dataset):
+                    raise DataError(f"{self.where}: layers -> {self.name}: '{top}' in HDF5 file '{full}' is a group, "
+                                    "not a dataset; the layer reads one dataset per top")
                 dsets.append(f[top])
             lengths = {d.shape[0] if d.ndim else 0 for d in dsets}
             if len(lengths) != 1:

@@ -53,8 +53,16 @@ def transforms_param(v):
             raise Invalid(f"{where}: crop needs 'pad:' (a positive integer)")
         if kind == "rotate" and not (isinstance(t.get("degrees"), (int, float)) and 0 < t["degrees"] <= 180):
             raise Invalid(f"{where}: rotate needs 'degrees:' in (0, 180]")
-        if kind == "std" and "values" in t and any(not isinstance(x, (int, float)) or x <= 0 for x in t["values"]):
-            raise Invalid(f"{where}: std values must be positive numbers")
+        if kind in ("mean", "std") and "values" in t:
+            vals = t["values"]
+            if not isinstance(vals, list) or not vals or any(isinstance(x, bool) or not isinstance(x, (int, float))
+                                                             for x in vals):
+                raise Invalid(f"{where}: {kind} values must be a list of numbers, one per channel, "
+                              f"e.g. values: [0.5, 0.5, 0.5]; got {vals!r}"[:200])
+            if kind == "std" and any(x <= 0 for x in vals):
+                raise Invalid(f"{where}: std values must be positive numbers")
+        if kind in ("mean", "std") and "file" in t and not isinstance(t["file"], str):
+            raise Invalid(f"{where}: {kind} 'file:' must be a path to a mean.h5")
         out.append({**t, "type": kind})
     return out
 

@@ -24,26 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..config.env import env_count
 from ..config.errors import NetspecError
 
 
 def chunk_slice(size: int, k: int, parts: int) -> slice:
     """The k-th of ``parts`` near-equal contiguous pieces of range(size)."""
     return slice(size * k // parts, size * (k + 1) // parts)
-
-
-def _env_count(name: str) -> int | None:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise NetspecError(f"environment variable {name}={raw!r}: expected a whole number of threads "
-                           f"(e.g. {name}=2)") from None
-    if value < 1:
-        raise NetspecError(f"environment variable {name}={raw!r}: expected at least 1")
-    return value
 
 
 def usable_cores() -> int:
@@ -236,7 +223,7 @@ class Runner:
     def __init__(self, threads: int | None = None, reducer: Reducer | None = None):
         self.reducer = reducer if reducer is not None else world()
         if threads is None:
-            threads = _env_count("NETSPEC_THREADS") or max(1, usable_cores() // max(1, self.reducer.local_size))
+            threads = env_count("NETSPEC_THREADS") or max(1, usable_cores() // max(1, self.reducer.local_size))
         self.threads = max(1, int(threads))
 
     @property

@@ -9,9 +9,12 @@ from __future__ import annotations
 import math
 
 from ..config import policies as schema
+from ..config.errors import TrainingError
 
 
 class Policy:
+    where = "solver -> lr_policy"
+
     def at(self, it: int) -> float:
         raise NotImplementedError
 
@@ -26,13 +29,20 @@ class Policy:
 
 
 class Formula(Policy):
-    """A policy whose rate is a function of the iteration alone."""
+    """A policy whose rate is a function of the iteration alone; a rate that overflows is an error."""
 
     def __init__(self, params):
         self.params = params
 
     def at(self, it):
-        return self.params.at(it)
+        try:
+            v = self.params.at(it)
+        except (OverflowError, ZeroDivisionError):
+            v = math.inf
+        if not math.isfinite(v):
+            raise TrainingError(f"{self.where}: the {self.params.type_name} policy gives {v} at iteration {it} "
+                                f"({self.params.__doc__.strip()}); choose parameters that keep it finite")
+        return v
 
 
 class DecayOnValidation(Policy):
@@ -65,7 +75,7 @@ class DecayOnValidation(Policy):
 class Staged(Policy):
     def __init__(self, params: schema.Staged):
         self.params = params
-        self.stages = [(until, make_policy(p)) for until, p in params.stages]
+        self.stages = [(until, make_policy(p, self.where)) for until, p in params.stages]
 
     def at(self, it):
         return schema.stage_for(self.stages, it).at(it)
@@ -84,10 +94,15 @@ class Staged(Policy):
             p.on_validation(stats)
 
 
-def make_policy(params) -> Policy:
-    """The run-time policy for a config's (frozen) policy."""
+def make_policy(params, where: str = "solver -> lr_policy") -> Policy:
+    """The run-time policy for a config's (frozen) policy; ``where`` names it in errors."""
     if isinstance(params, schema.Staged):
-        return Staged(params)
-    if isinstance(params, schema.LRDecayOnValidation):
-        return DecayOnValidation(params)
-    return Formula(params)
+        out = Staged(params)
+        for _, p in out.stages:
+            p.where = where
+    elif isinstance(params, schema.LRDecayOnValidation):
+        out = DecayOnValidation(params)
+    else:
+        out = Formula(params)
+    out.where = where
+    return out

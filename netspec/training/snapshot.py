@@ -128,9 +128,12 @@ def save(path: str, tree: dict) -> str:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(exc, OSError):
+            raise SnapshotError(f"{path}: cannot write the snapshot ({exc.strerror or exc}); free space, raise the "
+                                "file-size limit or choose another folder with --out") from None
         raise
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -209,9 +212,15 @@ def part(snap: Snapshot, place: str) -> dict:
 
 
 def apply(snap: Snapshot, parts: dict) -> None:
-    """Give every stateful part its stored state (see :func:`capture`)."""
+    """Give every stateful part its stored state (see :func:`capture`); a state that does not fit is refused
+    naming the part."""
     for place, obj in parts.items():
-        obj.set_state(part(snap, place))
+        try:
+            obj.set_state(part(snap, place))
+        except SnapshotError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise SnapshotError(f"{snap.path}: the state of '{place}' does not fit this run ({exc})") from None
 
 
 def check_resumable(snap: Snapshot) -> None:

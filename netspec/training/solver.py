@@ -51,7 +51,8 @@ class Solver:
         self.is_root = self.reducer.is_root
         self.log = log if self.is_root else (lambda msg: None)     # one process speaks, writes and snapshots
         self.method = make_method(self.sp)            # run-time objects, built from the frozen spec
-        self.lr_policy, self.mom_policy = make_policy(self.sp.lr_policy), make_policy(self.sp.mom_policy)
+        self.lr_policy = make_policy(self.sp.lr_policy, "solver -> lr_policy")
+        self.mom_policy = make_policy(self.sp.mom_policy, "solver -> mom_policy")
         self.coffee_breaks = [make_coffee_break(cb) for cb in spec.coffee_breaks]
         self.spec_yaml = yaml.safe_dump(spec.to_plain(), sort_keys=False)   # the filled-in spec, for every file
         self.out_dir = out_dir or os.path.join("snapshots", spec.name)
@@ -294,6 +295,9 @@ class Solver:
         snap_io.load_params(self.train_net.params, snap, strict=True)
         parts = self.stateful()
         solver = parts.pop("solver")
-        solver.set_state(snap_io.part(snap, "solver"), snap.path)
+        try:
+            solver.set_state(snap_io.part(snap, "solver"), snap.path)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SnapshotError(f"{snap.path}: the state of 'solver' does not fit this run ({exc})") from None
         snap_io.apply(snap, parts)
         self.resumed = True
