@@ -26,6 +26,7 @@ and pass ``shared=train.shared`` — :func:`build_nets` does that.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -36,6 +37,16 @@ from ..config.errors import ShapeError
 from ..config.words import fmt_shape
 from ..layers.base import Context, RandomStream
 from .runner import Runner, Team
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):      # pragma: no cover - not on Linux
+        return 1 << 62
+
+
+PHYSICAL_MEMORY = _physical_memory()
 
 
 class _Unshardable(Exception):
@@ -230,7 +241,16 @@ class Net:
                             p.diff = replica.grads[o:o + p.size].reshape(p.shape)
 
     def _new_blob(self, name, shape, axis) -> Blob:
-        blob = Blob(name, self._backend.zeros(tuple(int(s) for s in shape), self.dtype))
+        shape = tuple(int(s) for s in shape)
+        need = math.prod(shape) * np.dtype(self.dtype).itemsize
+        self._bytes = getattr(self, "_bytes", 0) + need
+        if self._bytes > PHYSICAL_MEMORY:
+            writer = next((ls for ls in self.spec.layers if name in ls.tops), None)
+            where = f"{writer.where}: layers -> {writer.name}: " if writer else ""
+            raise ShapeError(f"{where}blob '{name}' of shape {fmt_shape(shape)} ({need / 2**30:.1f} GiB) takes the "
+                             f"net's blobs past this machine's {PHYSICAL_MEMORY / 2**30:.0f} GiB of memory; use a "
+                             "smaller batch_size or smaller layers")
+        blob = Blob(name, self._backend.zeros(shape, self.dtype))
         self.blobs[name] = blob
         self.axis[name] = axis
         return blob

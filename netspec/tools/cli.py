@@ -30,8 +30,15 @@ def friendly(fn):
         except BrokenPipeError:            # output piped into e.g. `head`, which stopped reading
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(0)
-        except (OSError, MemoryError) as exc:
+        except MemoryError:
+            fail(["out of memory; use a smaller batch_size or smaller layers"], everywhere=False)
+        except OSError as exc:
             fail([str(exc)], everywhere=False)
+        except KeyboardInterrupt:
+            if _several_processes():
+                fail(["interrupted"], everywhere=False)
+            click.echo("error: interrupted (nothing saved of the unfinished step)", err=True)
+            sys.exit(130)
         except BaseException as exc:
             if isinstance(exc, SystemExit) or not _several_processes():
                 raise

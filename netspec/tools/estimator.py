@@ -78,14 +78,16 @@ class Estimator:
 
     # ---------------------------------------------------------------------------------------------- fit
     def _arrays(self, X, y=None):
-        X = np.ascontiguousarray(X, dtype=np.float32)
+        X = _finite("X", X)
         if X.ndim == 1:
             X = X[:, None]
+        if X.ndim == 0 or len(X) == 0:
+            raise DataError(f"X must hold at least one row, got an array of shape {X.shape}")
         out = {self.data_layer.tops[0]: X}
         if y is not None:
-            y = np.asarray(y, dtype=np.float32)
-            if len(y) != len(X):
-                raise DataError(f"fit: X has {len(X)} rows but y has {len(y)}")
+            y = _finite("y", y)
+            if y.ndim == 0 or len(y) != len(X):
+                raise DataError(f"fit: X has {len(X)} rows but y has {len(y) if y.ndim else 'none (a scalar)'}")
             if self.loss.type == "SquareLoss" and y.ndim == 1:
                 y = y[:, None]
             out[self.data_layer.tops[1]] = y
@@ -94,6 +96,9 @@ class Estimator:
     def fit(self, X=None, y=None, *, max_iter: int | None = None, epochs: int | None = None) -> "Estimator":
         """Train on (X, y) — or, without them, on the config's own inline data — with the config's solver;
         ``epochs`` or ``max_iter`` override its length."""
+        for name, v in (("max_iter", max_iter), ("epochs", epochs)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0):
+                raise DataError(f"fit: {name} must be a whole number >= 0, got {v!r}")
         if X is None:
             data = self.data_layer.params.data
             X = next(iter(data.values()))
@@ -162,3 +167,20 @@ class Estimator:
 
 
 __all__ = ["Estimator", "load_spec"]
+
+
+def _finite(name: str, a) -> np.ndarray:
+    """``a`` as float32, refusing what is not a real, finite number, with the first culprit's position."""
+    try:
+        arr = np.asarray(a)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{name}: not an array of numbers ({exc})") from None
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        what = "complex numbers" if arr.dtype.kind == "c" else f"values of type {arr.dtype}"
+        raise DataError(f"{name}: expected real numbers, got {what}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        at = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DataError(f"{name}: {arr[at]} at {at[0] if len(at) == 1 else at}; every value must be a finite number")
+    return arr

@@ -57,6 +57,7 @@ class Solver:
         self.spec_yaml = yaml.safe_dump(spec.to_plain(), sort_keys=False)   # the filled-in spec, for every file
         self.out_dir = out_dir or os.path.join("snapshots", spec.name)
         self.be = self.train_net.ctx.backend
+        self._check_validation_keys()
         self._init_history()
         self.iteration = self.start_iteration = 0
         self.loss = self.loss_ema = math.nan
@@ -80,6 +81,27 @@ class Solver:
             self.log(f"initialized parameters from {weights}")
         if self.reducer.size > 1 and self.train_net.flat is not None:
             self.reducer.broadcast(self.train_net.flat.data)       # every process starts from rank 0's parameters
+
+    def _check_validation_keys(self):
+        """A policy that watches a validation statistic must name one this net has (else it would fail, or
+        silently never decay, at the first validation)."""
+        from ..config.errors import Problem as P
+        from ..config.fields import did_you_mean
+        from ..config.policies import LRDecayOnValidation, Staged
+        pols = [self.sp.lr_policy]
+        if isinstance(self.sp.lr_policy, Staged):
+            pols = [p for _, p in self.sp.lr_policy.stages]
+        for pol in pols:
+            if not isinstance(pol, LRDecayOnValidation):
+                continue
+            if self.test_net is None:
+                raise SpecError([P(Where(self.spec.path), "solver -> lr_policy", "decay_on_validation needs a test "
+                                   "phase (a data layer with 'phase: test') and a ValidationPerformance coffee break")])
+            known = sorted({k for layer in self.test_net._stat_layers for k in layer.statistic_sums()})
+            if pol.key not in known:
+                raise SpecError([P(Where(self.spec.path), "solver -> lr_policy -> key",
+                                   f"'{pol.key}' is not a validation statistic of this net{did_you_mean(pol.key, known)}"
+                                   f"; it has: {', '.join(known) or 'none'}")])
 
     def _init_history(self):
         """The solver's history (momentum, moments) in one flat buffer per slot, laid out like the net's flat
