@@ -178,9 +178,10 @@ def _finite(name: str, a) -> np.ndarray:
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         what = "complex numbers" if arr.dtype.kind == "c" else f"values of type {arr.dtype}"
         raise DataError(f"{name}: expected real numbers, got {what}")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    arr = np.array(arr, dtype=np.float32, order="C")     # (ascontiguousarray would make a scalar 1-D)
     bad = ~np.isfinite(arr)
     if bad.any():
-        at = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise DataError(f"{name}: {arr[at]} at {at[0] if len(at) == 1 else at}; every value must be a finite number")
+        at = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
+        place = at[0] if len(at) == 1 else at
+        raise DataError(f"{name}: {arr[at]} at {place}; every value must be a finite number")
     return arr

@@ -136,12 +136,14 @@ class Solver:
 
     # ------------------------------------------------------------------------------------------ loop
     def solve(self):
-        self.init_solve()
         try:
+            self.init_solve()
             while self.iteration < self.sp.max_iter and not self._stop_requested():
                 self.onestep_solve()
-        except KeyboardInterrupt:
-            self.aborted = True      # a second Ctrl-C: the step in flight is unfinished, so no snapshot of it
+        except BaseException as exc:
+            # a second Ctrl-C or an error: the step in flight is unfinished, so nothing is saved of it (a
+            # non-finite loss has saved its own snapshot for inspection)
+            self.aborted = type(exc).__name__
             raise
         finally:
             self.finalize_solve()
@@ -211,9 +213,11 @@ class Solver:
             signal.signal(sig, handler)
         self._old_handlers = {}
         try:
-            if self.aborted:
+            if self.aborted == "KeyboardInterrupt":
                 last = f"the last snapshot is {self.last_snapshot[1]}" if self.last_snapshot else "no snapshot"
                 self.log(f"aborted during iteration {self.iteration}: nothing saved of it ({last})")
+            elif self.aborted:
+                pass                  # the error says what happened
             elif self.last_snapshot is None or self.last_snapshot[0] != self.iteration:
                 path = self.snapshot()
                 if self.interrupted:
