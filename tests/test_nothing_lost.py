@@ -211,3 +211,33 @@ def test_a_lock_left_by_a_killed_run_is_no_obstacle(tmp_path):
     open(tmp_path / "r" / ".snapshot-5.h5.tmp-99999", "w").write("half a file")
     train(path, tmp_path / "r")
     assert not os.path.exists(tmp_path / "r" / ".snapshot-5.h5.tmp-99999")
+
+
+def test_resume_skips_a_snapshot_that_lacks_a_part(straight, tmp_path):
+    path, ref, _ = straight
+    out = tmp_path / "run"
+    out.mkdir()
+    open(out / "snapshot-15.h5", "wb").write(open(ref / "snapshot-15.h5", "rb").read())
+    tree = snap_io.load(str(ref / "snapshot-20.h5")).tree
+    del tree["nets"]["train"]["layers"]["train-data"]           # a snapshot without its data cursor
+    tree.pop("format")
+    snap_io.save(str(out / "snapshot-20.h5"), tree)
+    warnings = []
+    solver = netspec.Solver(netspec.load_spec(path), out_dir=str(out), resume="latest", log=warnings.append)
+    assert solver.iteration == 15
+    assert any("snapshot-20.h5: the state of 'nets/train' does not fit this run (no state for layer 'train-data')"
+               in w for w in warnings), warnings
+
+
+def test_a_file_size_limit_is_one_line(tmp_path):
+    import resource
+    path, _ = small_spec(tmp_path / "d", max_iter=20)
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (6000, 6000))
+    res = subprocess.run([sys.executable, "-m", "netspec", "train", path, "--out", str(tmp_path / "r")],
+                         capture_output=True, text=True, preexec_fn=limit)
+    assert res.returncode == 1, res.stderr
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "cannot write" in errors[0] and str(tmp_path / "r") in errors[0], errors[0]

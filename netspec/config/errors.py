@@ -67,3 +67,16 @@ class SnapshotError(NetspecError):
 
 class TrainingError(NetspecError):
     """Training stopped for a reason the user must act on (e.g. a non-finite loss)."""
+
+
+def os_reason(exc: OSError) -> str:
+    """One line saying why an operating-system call failed (HDF5's messages span lines and name buffers)."""
+    import os
+    import re
+    if getattr(exc, "errno", None):
+        return os.strerror(exc.errno)
+    m = re.search(r"errno = (\d+)", str(exc))
+    if m:
+        return os.strerror(int(m.group(1)))
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return first[:200]

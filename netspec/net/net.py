@@ -449,7 +449,12 @@ class Net:
         return {"layers": layers, "random": self.stream.state()}
 
     def set_state(self, state: dict) -> None:
+        """Restore what :meth:`state` saved; every layer that keeps state must find its own (a data cursor
+        missing from a snapshot is an error, not a fresh start)."""
         stored = state.get("layers", {})
+        missing = [layer.name for layer in self.layers if layer.state() and layer.name not in stored]
+        if missing or "random" not in state:
+            raise ValueError(f"no state for layer '{missing[0]}'" if missing else "no random stream")
         for layer in self.data_layers:
             if layer.name in stored:
                 layer.set_state(stored[layer.name])
@@ -457,8 +462,7 @@ class Net:
             for layer in replica.layers:
                 if layer.name in stored:
                     layer.set_state(stored[layer.name])
-        if "random" in state:
-            self.stream.set_state(state["random"])
+        self.stream.set_state(state["random"])
 
     # ------------------------------------------------------------------------------------------- info
     def layer(self, name: str):

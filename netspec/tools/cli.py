@@ -16,7 +16,7 @@ choose_openblas_coretype()          # this process is ours: pick OpenBLAS's kern
 
 import click  # noqa: E402
 
-from ..config.errors import NetspecError  # noqa: E402
+from ..config.errors import NetspecError, os_reason  # noqa: E402
 
 
 def friendly(fn):
@@ -33,7 +33,8 @@ def friendly(fn):
         except MemoryError:
             fail(["out of memory; use a smaller batch_size or smaller layers"], everywhere=False)
         except OSError as exc:
-            fail([str(exc)], everywhere=False)
+            where = getattr(exc, "filename", None)
+            fail([f"{where}: {os_reason(exc)}" if where else os_reason(exc)], everywhere=False)
         except KeyboardInterrupt:
             if _several_processes():
                 fail(["interrupted"], everywhere=False)

@@ -13,7 +13,7 @@ import os
 import h5py
 import numpy as np
 
-from ..config.errors import SnapshotError
+from ..config.errors import SnapshotError, os_reason
 
 
 class Lounge:
@@ -56,10 +56,16 @@ class Lounge:
         if not self.path or not self.dirty:
             return
         tmp = f"{self.path}.tmp-{os.getpid()}"
-        with h5py.File(tmp, "w") as f:
-            for key, arr in self.state().items():
-                f.create_dataset(key, data=arr)
-        os.replace(tmp, self.path)
+        try:
+            with h5py.File(tmp, "w") as f:
+                for key, arr in self.state().items():
+                    f.create_dataset(key, data=arr)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise SnapshotError(f"{self.path}: cannot write the statistics ({os_reason(exc)}); free space, "
+                                "raise the file-size limit or choose another folder with --out") from None
         self.dirty = False
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from ..config.errors import SnapshotError
+from ..config.errors import SnapshotError, os_reason
 
 FORMAT = 3
 CHECKSUM = "checksum"     # attribute of every dataset
@@ -132,7 +132,7 @@ def save(path: str, tree: dict) -> str:
         if os.path.exists(tmp):
             os.remove(tmp)
         if isinstance(exc, OSError):
-            raise SnapshotError(f"{path}: cannot write the snapshot ({exc.strerror or exc}); free space, raise the "
+            raise SnapshotError(f"{path}: cannot write the snapshot ({os_reason(exc)}); free space, raise the "
                                 "file-size limit or choose another folder with --out") from None
         raise
     try:
@@ -238,17 +238,21 @@ def list_snapshots(folder: str) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-def latest(folder: str, warn=print) -> Snapshot:
-    """The newest readable snapshot in ``folder``; unreadable ones are reported and skipped."""
+def latest(folder: str, warn=print, use=None) -> Snapshot:
+    """The newest good snapshot in ``folder``: one that loads and verifies, and that ``use(snapshot)`` (the
+    restore) accepts; each one refused is reported and the previous one tried."""
     snaps = list_snapshots(folder)
     if not snaps:
         raise SnapshotError(f"{folder}: no snapshot-<iter>.h5 to resume from")
     for it, path in reversed(snaps):
         try:
-            return load(path)
+            snap = load(path)
+            if use is not None:
+                use(snap)
+            return snap
         except SnapshotError as exc:
             warn(f"warning: {exc}; trying the previous snapshot")
-    raise SnapshotError(f"{folder}: none of the {len(snaps)} snapshots is readable")
+    raise SnapshotError(f"{folder}: none of the {len(snaps)} snapshots can be resumed from (see the warnings)")
 
 
 def prune(folder: str, keep_last: int) -> None:
@@ -288,7 +292,7 @@ def check_writable(folder: str, needed_bytes: int) -> None:
             os.fsync(fh.fileno())
         os.remove(probe)
     except OSError as exc:
-        raise SnapshotError(f"{folder}: cannot write snapshots here ({exc.strerror or exc}); choose another "
+        raise SnapshotError(f"{folder}: cannot write snapshots here ({os_reason(exc)}); choose another "
                             "folder with --out") from None
     free = shutil.disk_usage(folder).free
     if free < 2 * needed_bytes:

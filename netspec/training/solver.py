@@ -73,8 +73,11 @@ class Solver:
         self.on_step = None
         self._old_handlers = {}
         if resume is not None:
-            snap = snap_io.latest(self.out_dir, warn=self.log) if resume == "latest" else snap_io.load(resume)
-            self.restore(snap)
+            if resume == "latest":
+                snap = snap_io.latest(self.out_dir, warn=self.log, use=self.restore)
+            else:
+                snap = snap_io.load(resume)
+                self.restore(snap)
             self.log(f"resuming from {snap.path} (iteration {snap.iteration})")
         elif weights is not None:
             snap_io.load_params(self.train_net.params, snap_io.load(weights), strict=False, warn=self.log)
