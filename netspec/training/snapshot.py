@@ -244,15 +244,20 @@ def latest(folder: str, warn=print, use=None) -> Snapshot:
     snaps = list_snapshots(folder)
     if not snaps:
         raise SnapshotError(f"{folder}: no snapshot-<iter>.h5 to resume from")
-    for it, path in reversed(snaps):
+    errors = []
+    for k, (it, path) in enumerate(reversed(snaps)):
         try:
             snap = load(path)
             if use is not None:
                 use(snap)
             return snap
         except SnapshotError as exc:
-            warn(f"warning: {exc}; trying the previous snapshot")
-    raise SnapshotError(f"{folder}: none of the {len(snaps)} snapshots can be resumed from (see the warnings)")
+            errors.append(exc)
+            if k + 1 < len(snaps):
+                warn(f"warning: {exc}; trying the previous snapshot")
+    if len(errors) == 1:
+        raise errors[0]
+    raise SnapshotError(f"{folder}: none of the {len(snaps)} snapshots can be resumed from; the newest: {errors[0]}")
 
 
 def prune(folder: str, keep_last: int) -> None:
