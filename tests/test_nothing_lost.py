@@ -194,12 +194,12 @@ def test_a_second_run_into_a_folder_in_use_is_refused(tmp_path):
     path, spec = small_spec(tmp_path / "d", max_iter=2, breaks=[])
     first = Solver(spec, out_dir=str(tmp_path / "r"), log=quiet)
     first.init_solve()
-    second = Solver(spec, out_dir=str(tmp_path / "r"), log=quiet, overwrite=True)
+    second = Solver(spec, out_dir=str(tmp_path / "r"), log=quiet, force=True)
     with pytest.raises(SnapshotError, match=rf"{tmp_path}/r: another netspec run is using this folder \(pid "
                                             rf"{os.getpid()} on .*\); wait for it to end or choose another folder"):
         second.init_solve()
     first.finalize_solve()
-    train(path, tmp_path / "r", overwrite=True)              # free again
+    train(path, tmp_path / "r", force=True)              # free again
 
 
 def test_a_lock_left_by_a_killed_run_is_no_obstacle(tmp_path):

@@ -176,13 +176,15 @@ def test_keep_last_and_epoch_schedule(tmp_path):
     np.testing.assert_array_equal(its, [0, 15, 30])
 
 
-def test_a_fresh_run_into_an_earlier_runs_folder_is_refused_or_replaces_it(tmp_path):
+def test_a_fresh_run_into_an_earlier_runs_folder_is_refused_or_moves_it_aside(tmp_path):
     path, _ = small_spec(tmp_path / "d", max_iter=10)
     train(path, tmp_path / "r")
     with pytest.raises(SnapshotError, match=r"/r: holds an earlier run \(snapshot-10.h5\); continue it with --resume, "
-                                            r"replace it with --overwrite, or choose another folder with --out"):
+                                            r"replace it with --force, or choose another folder with --out"):
         train(path, tmp_path / "r", overrides=["solver.max_iter=5"])
-    train(path, tmp_path / "r", overrides=["solver.max_iter=5"], overwrite=True)
+    train(path, tmp_path / "r", overrides=["solver.max_iter=5"], force=True)
     its, _ = read_statistics(tmp_path / "r" / "statistics.h5")["train/loss"]
     np.testing.assert_array_equal(its, [5])
     assert sorted(n for n in os.listdir(tmp_path / "r") if n.startswith("snapshot-")) == ["snapshot-5.h5"]
+    old = sorted(os.listdir(tmp_path / "r" / "previous-1"))        # moved aside, never deleted
+    assert old == ["snapshot-10.h5", "spec.yaml", "statistics.h5"]

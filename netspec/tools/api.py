@@ -26,12 +26,12 @@ def _spec(config, overrides=(), backend=None):
 
 
 def train(config, *, overrides=(), out_dir=None, resume=None, weights=None, log=print, on_step=None,
-          backend=None, overwrite=False) -> Solver:
+          backend=None, force=False) -> Solver:
     """Train a config (path, dict or NetSpec); returns the finished :class:`Solver`.  ``backend`` (a name,
-    e.g. ``"numpy"``) overrides the config's ``backend:``; ``overwrite`` replaces an earlier run in the
+    e.g. ``"numpy"``) overrides the config's ``backend:``; ``force`` moves aside an earlier run in the
     run folder (else a fresh run there is refused)."""
     spec = _spec(config, overrides, backend)
-    solver = Solver(spec, out_dir=out_dir, resume=resume, weights=weights, log=log, overwrite=overwrite)
+    solver = Solver(spec, out_dir=out_dir, resume=resume, weights=weights, log=log, force=force)
     solver.on_step = on_step
     try:
         # overflow shows up as a non-finite loss, which the solver reports naming the layer

@@ -207,11 +207,11 @@ class Progress:
               help="run folder for snapshots and statistics [default: snapshots/<net name>]")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="override a config value, e.g. --set solver.max_iter=5000")
-@click.option("--overwrite", is_flag=True, help="replace an earlier run in the run folder (its snapshots and "
-                                                "statistics are deleted)")
+@click.option("--force", is_flag=True, help="start afresh in a folder that holds an earlier run (its snapshots, "
+                                            "statistics and spec move to OUT/previous-N/)")
 @backend_option
 @friendly
-def train(config, resume, weights, out, overrides, backend, overwrite):
+def train(config, resume, weights, out, overrides, backend, force):
     """Train the net of CONFIG with its solver and coffee breaks.
 
     Ctrl-C (or SIGTERM) finishes the current iteration, writes a snapshot and stops; --resume continues
@@ -222,13 +222,13 @@ def train(config, resume, weights, out, overrides, backend, overwrite):
 
     if resume and weights:
         raise click.UsageError("give --resume or --weights, not both")
-    if resume and overwrite:
-        raise click.UsageError("give --resume or --overwrite, not both")
+    if resume and force:
+        raise click.UsageError("give --resume or --force, not both")
     spec = load_spec(config, with_backend(overrides, backend))
     progress = Progress(spec.solver.max_iter if spec.solver else 0)
     try:
         api_train(spec, out_dir=out, resume=resume, weights=weights, log=progress.log, on_step=progress.step,
-                  overwrite=overwrite)
+                  force=force)
     finally:
         progress.clear()
 

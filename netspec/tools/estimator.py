@@ -123,7 +123,7 @@ class Estimator:
             solver=sp, coffee_breaks=breaks)
         from .api import train
         with tempfile.TemporaryDirectory(prefix="netspec-fit-") as tmp:
-            self.solver = train(spec, out_dir=self.out_dir or tmp, log=self.log or (lambda m: None), overwrite=True)
+            self.solver = train(spec, out_dir=self.out_dir or tmp, log=self.log or (lambda m: None), force=True)
         self._shared = self.solver.train_net.shared
         return self
 

@@ -54,11 +54,18 @@ class RunFolder:
                 pass
         return gone
 
-    def remove_earlier_run(self) -> None:
-        """Delete an earlier run's snapshots and statistics (``--overwrite``)."""
+    def move_earlier_run_aside(self) -> str:
+        """Move an earlier run's snapshots, statistics and spec into ``previous-<n>/`` (``--force``): nothing
+        is deleted.  Returns that folder."""
+        n = 1
+        while os.path.exists(os.path.join(self.path, f"previous-{n}")):
+            n += 1
+        aside = os.path.join(self.path, f"previous-{n}")
+        os.makedirs(aside)
         for name in os.listdir(self.path):
-            if re.match(r"^snapshot-\d+\.h5$", name) or name == "statistics.h5":
-                os.remove(os.path.join(self.path, name))
+            if re.match(r"^snapshot-\d+\.h5$", name) or name in ("statistics.h5", "spec.yaml"):
+                os.replace(os.path.join(self.path, name), os.path.join(aside, name))
+        return aside
 
     def earlier_run(self) -> str | None:
         """The name of a file that shows an earlier run in this folder (a snapshot or its statistics)."""

@@ -39,7 +39,7 @@ class Solver:
 
     def __init__(self, spec, *, out_dir: str | None = None, nets=None, resume: str | None = None,
                  weights: str | None = None, log=print, dtype=np.float32, runner: Runner | None = None,
-                 overwrite: bool = False):
+                 force: bool = False):
         if spec.solver is None:
             raise SpecError([Problem(Where(spec.path), "solver", "the config has no 'solver:' block; add one "
                                      "(method, max_iter, lr_policy) to train")])
@@ -69,7 +69,7 @@ class Solver:
         self.folder = RunFolder(self.out_dir)
         self.aborted = False
         self.snapshot_due = False
-        self.overwrite = overwrite
+        self.force = force
         self.on_step = None
         self._old_handlers = {}
         if resume is not None:
@@ -164,12 +164,12 @@ class Solver:
             snap_io.check_writable(self.out_dir, nbytes)
             self.folder.acquire()                    # one run per folder
             earlier = None if self.resumed else self.folder.earlier_run()
-            if earlier is not None and self.overwrite:
-                self.folder.remove_earlier_run()
+            if earlier is not None and self.force:
+                self.log(f"the earlier run in {self.out_dir} moved to {self.folder.move_earlier_run_aside()}")
             elif earlier is not None:
                 self.folder.release()
                 raise SnapshotError(f"{self.out_dir}: holds an earlier run ({earlier}); continue it with --resume, "
-                                    "replace it with --overwrite, or choose another folder with --out")
+                                    "replace it with --force, or choose another folder with --out")
             self.folder.remove_stale()
             # the curves start as the snapshot had them (or empty) and replace the file's
             self.lounge.attach(os.path.join(self.out_dir, "statistics.h5"))
