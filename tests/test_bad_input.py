@@ -182,3 +182,14 @@ YAMLISH = st.recursive(st.none() | st.booleans() | st.integers(-10**12, 10**12) 
 def test_fuzz_random_yaml(tmp_path, doc):
     import yaml
     check(yaml.safe_dump(doc, allow_unicode=True), tmp_path)
+
+
+def test_yaml_merge_keys_work_and_name_where_a_value_came_from(tmp_path):
+    base = "  - &fc {name: base, type: InnerProduct, output_dim: 3, weight_init: xavier, bottoms: [x]}\n"
+    (tmp_path / "m.yaml").write_text(f"layers:\n  - {MEM}\n{base}  - {{<<: *fc, name: a, output_dim: 4}}\n")
+    a = load_spec(tmp_path / "m.yaml").layer("a")          # own keys override the merged ones
+    assert a.params.output_dim == 4 and a.params.weight_init.type == "xavier" and a.type == "InnerProduct"
+    (tmp_path / "m.yaml").write_text(f"layers:\n  - {MEM}\n{base}  - {{<<: *fc, name: a, name: b}}\n")
+    one_line_error(cli("show", tmp_path / "m.yaml"), "m.yaml:4: name: duplicate key")
+    (tmp_path / "m.yaml").write_text(f"layers:\n  - {MEM}\n{base}  - {{<<: 5, name: c}}\n")
+    one_line_error(cli("show", tmp_path / "m.yaml"), "m.yaml:4: malformed YAML: expected a mapping or list of mappings for merging")

@@ -143,3 +143,9 @@ def test_sigterm_stops_every_rank_at_the_same_step_with_one_snapshot(work, tmp_p
     it = int(snaps[1][len("snapshot-"):-3])
     assert f"interrupted at iteration {it}: snapshot" in out, out + err
     assert "Traceback" not in err
+
+
+def test_processes_and_threads_compose(work, one_and_two):
+    res = train(work, "two-by-two", 2, threads=2)              # 2 processes × 2 threads: 4 replicas of 16 rows
+    assert "batch 64: 2 processes × 32 rows (rank 0), each 2 threads (16+16 rows)" in res.stdout
+    assert_close_to_largest(params(work / "one" / "snapshot-20.h5"), params(work / "two-by-two" / "snapshot-20.h5"))

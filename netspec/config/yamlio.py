@@ -51,23 +51,30 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _StrictLoader, node):
+    own = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
     loader.flatten_mapping(node)
-    out = LDict()
+    merged = len(node.value) - own          # YAML merge keys (<<: *base): the merged pairs come first and
+    out = LDict()                           # the mapping's own keys override them
     out.line = node.start_mark.line + 1
     out.key_lines = {}
-    for key_node, value_node in node.value:
+    from_merge = set()
+    for i, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
         try:
             hash(key)
         except TypeError:
             raise SpecError([Problem(Where(loader.filename, key_node.start_mark.line + 1), "",
                                      "a mapping key must be a plain value")]) from None
-        if key in out:
+        if key in out and key in from_merge and i >= merged:
+            from_merge.discard(key)                      # an own key overrides a merged one
+        elif key in out:
             first = out.key_lines[key]
             raise SpecError([Problem(Where(loader.filename, key_node.start_mark.line + 1), str(key),
                                      f"duplicate key (first given on line {first}); keep one of them")])
         out[key] = loader.construct_object(value_node, deep=True)
         out.key_lines[key] = key_node.start_mark.line + 1
+        if i < merged:
+            from_merge.add(key)
     return out
 
 

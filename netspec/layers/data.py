@@ -121,13 +121,20 @@ class _Source(Layer):
         return -(-self.epoch_size // self.p.batch_size)
 
     def state(self):
-        return {"epoch": self.epoch, "unit_pos": self.unit_pos, "row_pos": self.row_pos}
+        """The cursor, and the chunk sizes it refers to (so a resume after the data changed is refused)."""
+        return {"epoch": self.epoch, "unit_pos": self.unit_pos, "row_pos": self.row_pos,
+                "units": np.asarray(self.units, np.int64)}
 
     def set_state(self, state):
         try:
             epoch, unit, row = (int(state[k]) for k in ("epoch", "unit_pos", "row_pos"))
         except (KeyError, TypeError, ValueError):
             raise ValueError(f"layer '{self.name}': no data cursor (epoch, unit_pos, row_pos) in {state!r}") from None
+        units = state.get("units")
+        if units is not None and list(np.asarray(units).reshape(-1)) != list(self.units):
+            raise ValueError(f"layer '{self.name}': the snapshot's data had {len(units)} chunks of "
+                             f"{sum(int(u) for u in np.asarray(units).reshape(-1))} rows, the data now {len(self.units)} of {self.epoch_size}: did the "
+                             "data files change since the snapshot?")
         fits = epoch >= 0 and 0 <= unit < len(self.units)
         if fits:
             saved, self.epoch = self.epoch, epoch            # the chunk order is a function of the epoch
