@@ -110,13 +110,13 @@ def test_a_config_error_is_printed_once(work):
     assert res.stderr.count("unknown parameter (did you mean 'max_iter'?)") == 1, res.stderr
 
 
-def test_a_nan_loss_stops_every_rank_with_one_snapshot(work, tmp_path):
+def test_a_nan_loss_stops_every_rank_and_names_the_last_good_snapshot(work, tmp_path):
     res = netspec_cmd("train", LENET, "--out", tmp_path / "nan", *SHORT, "--set", "solver.lr_policy.base_lr=1e8",
                       procs=2, cwd=work, timeout=60)
     assert res.returncode == 1
     assert res.stderr.count("error: loss is nan at iteration") == 1, res.stderr
-    snaps = [n for n in os.listdir(tmp_path / "nan") if n.startswith("snapshot-") and n != "snapshot-0.h5"]
-    assert len(snaps) == 1
+    assert f"The newest snapshot with finite parameters is {tmp_path / 'nan' / 'snapshot-0.h5'}" in res.stderr
+    assert sorted(n for n in os.listdir(tmp_path / "nan") if n.startswith("snapshot-")) == ["snapshot-0.h5"]
 
 
 def test_sigterm_stops_every_rank_at_the_same_step_with_one_snapshot(work, tmp_path):

@@ -241,3 +241,20 @@ def test_a_file_size_limit_is_one_line(tmp_path):
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
     assert len(errors) == 1 and "Traceback" not in res.stderr, res.stderr
     assert "cannot write" in errors[0] and str(tmp_path / "r") in errors[0], errors[0]
+
+
+@pytest.mark.parametrize("sig,status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_stops_after_a_snapshot_with_the_signals_exit_status(tmp_path, sig, status):
+    import signal
+    path, _ = small_spec(tmp_path / "d", max_iter=100000, breaks=["{type: TrainingSummary, every_n_iter: 10}"])
+    proc = subprocess.Popen([sys.executable, "-m", "netspec", "train", path, "--out", str(tmp_path / "r")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    for line in proc.stdout:
+        if line.startswith("iter      20"):
+            break
+    proc.send_signal(getattr(signal, sig))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == status, err
+    snaps = [n for n in os.listdir(tmp_path / "r") if n.startswith("snapshot-")]
+    assert len(snaps) == 1 and f"interrupted at iteration {snaps[0][9:-3]}: snapshot" in out

@@ -78,18 +78,28 @@ def test_ctrl_c_snapshots_and_resume_continues(tmp_path):
     np.testing.assert_array_equal(its, [5, 10, 15])
 
 
-def test_nan_loss_stops_with_snapshot_naming_the_layer(tmp_path):
-    path, _ = small_spec(tmp_path / "d", solver="method: sgd, lr_policy: 1.0e+6", max_iter=50, breaks=[])
+def test_nan_loss_names_the_layer_and_a_resume_that_works(tmp_path):
+    from click.testing import CliRunner
+
+    from netspec.tools.cli import main
+    path, _ = small_spec(tmp_path / "d", max_iter=40, solver="method: sgd, lr_policy: {type: step, base_lr: 0.05, "
+                         "gamma: 1.0e+7, stepsize: 12}", breaks=["{type: Snapshot, every_n_iter: 5}"])
     with pytest.raises(TrainingError) as info:
         train(path, tmp_path / "run")
     msg = str(info.value)
-    assert msg.startswith("loss is nan at iteration ")
+    assert msg.startswith("loss is nan at iteration ") or msg.startswith("loss is inf at iteration ")
     import re
     layer = re.search(r"layer '(\w+)' is the first to produce a non-finite value \(in '(\w+)'\)", msg).group(1)
-    assert layer in ("conv", "fc1", "fc2")
+    assert layer in ("conv", "fc1", "fc2", "loss")
     it = int(msg.split("iteration ")[1].split(":")[0])
-    assert os.path.exists(tmp_path / "run" / f"snapshot-{it}.h5")
-    assert "Lower the learning rate (solver -> lr_policy -> base_lr)" in msg
+    assert not os.path.exists(tmp_path / "run" / f"snapshot-{it}.h5")       # nothing of the exploded step
+    good = re.search(r"The newest snapshot with finite parameters is (\S+);", msg).group(1)
+    assert good.endswith(("snapshot-10.h5", "snapshot-15.h5"))
+    command = re.search(r"continue from it with a lower rate: netspec train (.*) \(or check", msg).group(1).split()
+    assert command[-1] == "solver.lr_policy.base_lr=0.005"
+    res = CliRunner().invoke(main, ["train", *command[:-2], "--set", "solver.lr_policy.gamma=0.5", *command[-2:]])
+    assert res.exit_code == 0, res.output                    # the suggested command (and a tamer gamma) works
+    assert f"resuming from {good}" in res.output and os.path.exists(tmp_path / "run" / "snapshot-40.h5")
 
 
 def test_unwritable_run_folder_fails_before_training(tmp_path, monkeypatch):

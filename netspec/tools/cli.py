@@ -227,10 +227,12 @@ def train(config, resume, weights, out, overrides, backend, force):
     spec = load_spec(config, with_backend(overrides, backend))
     progress = Progress(spec.solver.max_iter if spec.solver else 0)
     try:
-        api_train(spec, out_dir=out, resume=resume, weights=weights, log=progress.log, on_step=progress.step,
-                  force=force)
+        solver = api_train(spec, out_dir=out, resume=resume, weights=weights, log=progress.log,
+                           on_step=progress.step, force=force)
     finally:
         progress.clear()
+    if solver.stop_signal is not None:       # stopped early by Ctrl-C or SIGTERM, after its snapshot:
+        sys.exit(128 + int(solver.stop_signal))   # 130 / 143, so `train && test` does not go on
 
 
 # ------------------------------------------------------------------------------------------------- test

@@ -70,6 +70,7 @@ class Solver:
         self.aborted = False
         self.snapshot_due = False
         self.force = force
+        self.stop_signal = None          # SIGINT or SIGTERM when a signal stopped the run
         self.on_step = None
         self._old_handlers = {}
         if resume is not None:
@@ -252,22 +253,45 @@ class Solver:
         if self.interrupted:
             raise KeyboardInterrupt
         self.interrupted = True
+        self.stop_signal = signum
         what = "interrupt" if signum == signal.SIGINT else "terminate signal"
         self.log(f"{what}: finishing this iteration, then a snapshot (Ctrl-C again to abort at once)")
 
     def _nonfinite(self, loss):
+        """Stop on a non-finite loss.  Nothing of this step is saved (its state is the exploded one); the
+        message names the newest snapshot whose parameters are all finite and the command that resumes
+        from it with a lower rate."""
         culprit = self.train_net.first_nonfinite()
-        bad_params = [p.key for p in self.train_net.params if not np.isfinite(p.data).all()]
-        path = self.snapshot()
-        self.reducer.barrier()          # every process stops here, after rank 0 has written the snapshot
+        bad_params = [p.key for p in self.train_net.params if not self.be.all_finite(p.data)]
         what = (f"layer '{culprit[0]}' is the first to produce a non-finite value (in '{culprit[1]}')"
                 if culprit else "no layer output is non-finite")
         extra = (f"; parameters already non-finite: {', '.join(bad_params[:3])}" if bad_params else "")
-        exc = TrainingError(f"loss is {loss} at iteration {self.iteration}: {what}{extra}. Training stopped; "
-                            f"state saved to {path}. Lower the learning rate (solver -> lr_policy -> base_lr) "
-                            "or check the input data")
+        good = self._newest_finite_snapshot()
+        lr = getattr(self.sp.lr_policy, "base_lr", None)
+        lower = (f"--set solver.lr_policy.base_lr={lr / 10:g}" if lr is not None
+                 else "--set solver.lr_policy=... (a lower rate)")
+        config = self.spec.path if os.path.exists(self.spec.path) else "CONFIG"
+        if good is not None:
+            advice = (f"The newest snapshot with finite parameters is {good}; continue from it with a lower "
+                      f"rate: netspec train {config} --out {self.out_dir} --resume {good} {lower}")
+        else:
+            advice = (f"No snapshot has finite parameters; start again with a lower rate: "
+                      f"netspec train {config} --out {self.out_dir} --force {lower}")
+        self.aborted = "TrainingError"
+        exc = TrainingError(f"loss is {loss} at iteration {self.iteration}: {what}{extra}. Training stopped. {advice} "
+                            "(or check the input data)")
         exc.everywhere = True           # every process raises it at the same step
         raise exc
+
+    def _newest_finite_snapshot(self) -> str | None:
+        for _, path in reversed(snap_io.list_snapshots(self.out_dir)):
+            try:
+                snap = snap_io.load(path)
+            except SnapshotError:
+                continue
+            if all(np.isfinite(a).all() for a in snap.params.values()):
+                return path
+        return None
 
     # ------------------------------------------------------------------------------------- snapshots
     def state(self) -> dict:
