@@ -1,5 +1,6 @@
 """The training commands as a user meets them: train, Ctrl-C-free resume, test, and clear failures."""
 import os
+import re
 
 from click.testing import CliRunner
 from trainkit import small_spec
@@ -21,7 +22,9 @@ def test_train_resume_and_test(tmp_path):
     assert lines[1].startswith("iter       0  lr 0.05  momentum 0.9")
     assert any(ln.startswith("validation at iter 0: loss/loss = ") and "  acc/accuracy = " in ln
                and ln.endswith("(50 examples)") for ln in lines)
-    assert lines[-1] == f"finished at iteration 5: snapshot {out}/snapshot-5.h5"
+    assert lines[-2] == f"finished at iteration 5: snapshot {out}/snapshot-5.h5"
+    assert re.fullmatch(rf"summary: iterations 0\.\.5 \(5 run, epoch 0\) in \d+ s; best acc/accuracy = [\d.]+% at "
+                        rf"iteration \d; best loss/loss = [\d.]+ at iteration \d; snapshots in {out}", lines[-1])
     res = run("train", path, "--out", out, "--resume")
     assert res.exit_code == 0, res.output
     assert res.output.splitlines()[0] == f"resuming from {out}/snapshot-5.h5 (iteration 5)"
@@ -32,6 +35,9 @@ def test_train_resume_and_test(tmp_path):
     assert res.output.splitlines()[1].startswith("  loss/loss = ")
     assert res.output.splitlines()[2].startswith("  acc/accuracy = ")
     assert os.path.exists(out / "spec.yaml") and os.path.exists(out / "statistics.h5")
+    log = (out / "train.log").read_text()             # the console record of both runs, kept in the run folder
+    assert log.count("--- ") == 2 and "started ---" in log and "resumed ---" in log
+    assert f"resuming from {out}/snapshot-5.h5 (iteration 5)" in log and log.count("summary: ") == 2
 
 
 def test_train_failures_are_one_line(tmp_path):

@@ -64,7 +64,7 @@ def test_two_processes_train_like_one(work, one_and_two):
     # validation splits the test set over the ranks and adds (sum, count): the single-process figures
     np.testing.assert_array_equal(s1["test/accuracy/accuracy"][1], s2["test/accuracy/accuracy"][1])
     assert sorted(os.listdir(work / "two")) == ["netspec.lock", "snapshot-0.h5", "snapshot-10.h5", "snapshot-20.h5",
-                                                "spec.yaml", "statistics.h5"]
+                                                "spec.yaml", "statistics.h5", "train.log"]
 
 
 def test_validation_of_a_snapshot_is_the_same_in_one_and_three_processes(work, one_and_two):

@@ -142,7 +142,8 @@ def test_crash_while_writing_leaves_previous_snapshot_intact(tmp_path, monkeypat
     with pytest.raises(SnapshotError, match=r"snapshot-0.h5: cannot write the snapshot \(disk went away\)"):
         solver.snapshot()
     assert open(good, "rb").read() == before
-    assert sorted(os.listdir(tmp_path / "r")) == ["netspec.lock", "snapshot-0.h5", "spec.yaml", "statistics.h5"]
+    assert sorted(os.listdir(tmp_path / "r")) == ["netspec.lock", "snapshot-0.h5", "spec.yaml", "statistics.h5",
+                                                "train.log"]
     solver.finalize_solve()
 
 

@@ -22,7 +22,7 @@ import yaml
 from ..config.errors import Problem, SnapshotError, SpecError, TrainingError, Where
 from ..net.runner import Runner, chunk_slice
 from . import snapshot as snap_io
-from .coffee import make_coffee_break
+from .coffee import format_stat, make_coffee_break
 from .lounge import Lounge
 from .runfolder import RunFolder
 from .methods import make_method
@@ -49,7 +49,8 @@ class Solver:
         self.runner = self.train_net.runner
         self.reducer = self.runner.reducer
         self.is_root = self.reducer.is_root
-        self.log = log if self.is_root else (lambda msg: None)     # one process speaks, writes and snapshots
+        self._user_log = log if self.is_root else (lambda msg: None)   # one process speaks, writes, snapshots
+        self._log_file, self._log_pending = None, []
         self.method = make_method(self.sp)            # run-time objects, built from the frozen spec
         self.lr_policy = make_policy(self.sp.lr_policy, "solver -> lr_policy")
         self.mom_policy = make_policy(self.sp.mom_policy, "solver -> mom_policy")
@@ -85,6 +86,39 @@ class Solver:
             self.log(f"initialized parameters from {weights}")
         if self.reducer.size > 1 and self.train_net.flat is not None:
             self.reducer.broadcast(self.train_net.flat.data)       # every process starts from rank 0's parameters
+
+    def log(self, msg: str) -> None:
+        """Say ``msg`` (the ``log`` callback) and keep it in the run folder's ``train.log``."""
+        self._user_log(msg)
+        if not self.is_root:
+            return
+        if self._log_file is None:
+            self._log_pending.append(msg)
+        else:
+            self._log_file.write(msg + "\n")
+            self._log_file.flush()
+
+    def _open_log(self):
+        self._log_file = open(os.path.join(self.out_dir, "train.log"), "a", encoding="utf-8")
+        self._log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} "
+                             f"{'resumed' if self.resumed else 'started'} ---\n")
+        for msg in self._log_pending:
+            self._log_file.write(msg + "\n")
+        self._log_pending = []
+        self._log_file.flush()
+
+    def summary(self) -> str:
+        """What a run did: iterations, epochs, wall time, the best validation figures, where the snapshots are."""
+        spent = time.perf_counter() - self._t_start
+        parts = [f"summary: iterations {self.start_iteration}..{self.iteration} "
+                 f"({self.iteration - self.start_iteration} run, epoch {self.train_net.epoch}) in {spent:.0f} s"]
+        for key in sorted(k for k in self.lounge.stats if k.startswith("test/")):
+            its, vals = self.lounge.curve(key)
+            if len(vals):
+                k = int(np.argmax(vals) if key.endswith("accuracy") else np.argmin(vals))
+                parts.append(f"best {format_stat(key[5:], float(vals[k]))} at iteration {int(its[k])}")
+        parts.append(f"snapshots in {self.out_dir}")
+        return "; ".join(parts)
 
     def _check_validation_keys(self):
         """A policy that watches a validation statistic must name one this net has (else it would fail, or
@@ -145,9 +179,10 @@ class Solver:
             while self.iteration < self.sp.max_iter and not self._stop_requested():
                 self.onestep_solve()
         except BaseException as exc:
-            # a second Ctrl-C or an error: the step in flight is unfinished, so nothing is saved of it (a
-            # non-finite loss has saved its own snapshot for inspection)
+            # a second Ctrl-C or an error: the step in flight is unfinished, so nothing is saved of it
             self.aborted = type(exc).__name__
+            if self._log_file is not None:
+                self._log_file.write(f"error: {exc}\n" if str(exc) else f"error: {type(exc).__name__}\n")
             raise
         finally:
             self.finalize_solve()
@@ -160,6 +195,7 @@ class Solver:
         return self.interrupted
 
     def init_solve(self):
+        self._t_start = time.perf_counter()
         if self.is_root:
             nbytes = sum(p.data.nbytes * (1 + len(self.method.slots)) for p in self.train_net.params) + (1 << 20)
             snap_io.check_writable(self.out_dir, nbytes)
@@ -172,6 +208,7 @@ class Solver:
                 raise SnapshotError(f"{self.out_dir}: holds an earlier run ({earlier}); continue it with --resume, "
                                     "replace it with --force, or choose another folder with --out")
             self.folder.remove_stale()
+            self._open_log()
             # the curves start as the snapshot had them (or empty) and replace the file's
             self.lounge.attach(os.path.join(self.out_dir, "statistics.h5"))
             with open(os.path.join(self.out_dir, "spec.yaml"), "w") as fh:
@@ -229,9 +266,14 @@ class Solver:
                 else:
                     self.log(f"finished at iteration {self.iteration}: snapshot {path}")
                 self.lounge.save()
+            if not self.aborted and hasattr(self, "_t_start"):
+                self.log(self.summary())
         finally:
             for cb in self.coffee_breaks:
                 cb.destroy(self)
+            if self._log_file is not None:
+                self._log_file.close()
+                self._log_file = None
             self.folder.release()
 
     def _coffee(self, epoch_started):
