@@ -198,4 +198,4 @@ def test_a_fresh_run_into_an_earlier_runs_folder_is_refused_or_moves_it_aside(tm
     np.testing.assert_array_equal(its, [5])
     assert sorted(n for n in os.listdir(tmp_path / "r") if n.startswith("snapshot-")) == ["snapshot-5.h5"]
     old = sorted(os.listdir(tmp_path / "r" / "previous-1"))        # moved aside, never deleted
-    assert old == ["snapshot-10.h5", "spec.yaml", "statistics.h5"]
+    assert old == ["snapshot-10.h5", "spec.yaml", "statistics.h5", "train.log"]

@@ -15,6 +15,7 @@ import socket
 from ..config.errors import SnapshotError
 
 LOCK = "netspec.lock"
+EARLIER_FILES = ("statistics.h5", "spec.yaml", "train.log", "best.h5")     # with snapshot-<iter>.h5
 STALE = re.compile(r"^(\.snapshot-\d+\.h5\.tmp-\d+|statistics\.h5\.tmp-\d+|\.write-test-\d+)$")
 
 
@@ -55,7 +56,7 @@ class RunFolder:
         return gone
 
     def move_earlier_run_aside(self) -> str:
-        """Move an earlier run's snapshots, statistics and spec into ``previous-<n>/`` (``--force``): nothing
+        """Move an earlier run's snapshots, statistics, spec and log into ``previous-<n>/`` (``--force``): nothing
         is deleted.  Returns that folder."""
         n = 1
         while os.path.exists(os.path.join(self.path, f"previous-{n}")):
@@ -63,7 +64,7 @@ class RunFolder:
         aside = os.path.join(self.path, f"previous-{n}")
         os.makedirs(aside)
         for name in os.listdir(self.path):
-            if re.match(r"^snapshot-\d+\.h5$", name) or name in ("statistics.h5", "spec.yaml"):
+            if re.match(r"^snapshot-\d+\.h5$", name) or name in EARLIER_FILES:
                 os.replace(os.path.join(self.path, name), os.path.join(aside, name))
         return aside
 
