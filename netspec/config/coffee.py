@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from . import registry
 from .errors import Problem, Where
-from .fields import Invalid, build, fields_plain, integer, optional, param
+from .fields import Invalid, boolean, build, fields_plain, integer, number, optional, param, string
 from .yamlio import line_of
 
 
@@ -42,12 +42,41 @@ class TrainingSummary(Schedule):
     as ``train/loss``, ``train/loss_smoothed``, ``train/lr``, ``train/momentum``."""
 
 
+def better_is_higher(key: str, higher_better) -> bool:
+    """Whether a larger value of a validation statistic is better: given, or accuracy yes, a loss no."""
+    return higher_better if higher_better is not None else key.endswith("accuracy")
+
+
 @registry.coffee_breaks.register("Snapshot")
 @dataclass(frozen=True, kw_only=True)
 class Snapshot(Schedule):
-    """Writes ``snapshot-<iter>.h5`` (parameters and the whole solver state) into the run folder."""
+    """Writes ``snapshot-<iter>.h5`` (parameters and the whole solver state) into the run folder; with
+    ``keep_best``, also ``best.h5`` whenever that validation statistic improves."""
 
     keep_last: int | None = param(optional(integer(lo=1)), None, "keep only the newest N snapshots")
+    keep_best: str | None = param(optional(string()), None,
+                                  "validation statistic (e.g. accuracy/accuracy): write best.h5 when it improves")
+    higher_better: bool | None = param(optional(boolean()), None,
+                                       "for keep_best (default: true for an accuracy, false otherwise)")
+
+
+@registry.coffee_breaks.register("EarlyStopping")
+@dataclass(frozen=True, kw_only=True)
+class EarlyStopping:
+    """Stops training (with a final snapshot) when a validation statistic has not improved by ``min_delta``
+    for ``patience`` validations in a row; it acts at every validation (ValidationPerformance)."""
+
+    monitor: str = param(string(), doc="validation statistic to watch, e.g. accuracy/accuracy or loss/loss")
+    patience: int = param(integer(lo=1), 5, "validations without improvement before stopping")
+    min_delta: float = param(number(lo=0), 0.0, "smallest change that counts as an improvement")
+    higher_better: bool | None = param(optional(boolean()), None,
+                                       "default: true for an accuracy, false otherwise")
+
+    def due(self, iteration: int, epoch_started) -> bool:
+        return False          # it listens to validations instead
+
+    def to_plain(self) -> dict:
+        return {"type": self.type_name, **fields_plain(self)}
 
 
 @registry.coffee_breaks.register("ValidationPerformance")

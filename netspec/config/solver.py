@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from . import registry
 from .errors import Problem, Where
-from .fields import build, choice, fields_of, fields_plain, integer, number, param, to_plain
+from .fields import build, choice, fields_of, fields_plain, integer, number, optional, param, to_plain
 from .policies import MomFixed, parse_policy
 from .yamlio import LDict, line_of
 
@@ -79,7 +79,9 @@ class AdamParams(MethodParams):
 # -------------------------------------------------------------------------------------------- solver
 @dataclass(frozen=True)
 class SolverParams:
-    max_iter: int = param(integer(lo=0), doc="number of updates to run")
+    max_iter: int | None = param(optional(integer(lo=0)), None, "number of updates to run (or max_epoch)")
+    max_epoch: int | None = param(optional(integer(lo=1)), None,
+                                  "epochs of the training data to run (instead of max_iter)")
     method: str = param(lambda v: registry.solvers.canonical(v), "sgd",
                         "sgd, nesterov, adam, adagrad, adadelta or rmsprop")
     regu_coef: float = param(number(lo=0), 0.0, "weight decay λ (Caffe: weight_decay); L2 adds λ·w")
@@ -90,12 +92,18 @@ class SolverParams:
     lr_policy: object = None
     mom_policy: object = None
 
+    def check(self):
+        if (self.max_iter is None) == (self.max_epoch is None):
+            return [("", "give exactly one of max_iter (updates) or max_epoch (epochs of the training data)")]
+        return []
+
     def replace(self, **changes) -> "SolverParams":
         return dataclasses.replace(self, **changes)
 
     def to_plain(self):
-        out = {k: to_plain(getattr(self, k)) for k in ("method", "max_iter", "regu_coef", "regularization",
-                                                         "loss_smoothing")}
+        out = {k: to_plain(getattr(self, k)) for k in ("method", "max_iter", "max_epoch", "regu_coef",
+                                                         "regularization", "loss_smoothing")
+               if getattr(self, k) is not None}
         out.update(fields_plain(self.options))
         out["lr_policy"] = self.lr_policy.to_plain()
         out["mom_policy"] = self.mom_policy.to_plain()

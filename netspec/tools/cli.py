@@ -178,6 +178,7 @@ class Progress:
             self.shown = False
 
     def step(self, solver):
+        self.total = solver.total_iterations or self.total
         if not self.tty:
             return
         now = time.perf_counter()
@@ -225,7 +226,7 @@ def train(config, resume, weights, out, overrides, backend, force):
     if resume and force:
         raise click.UsageError("give --resume or --force, not both")
     spec = load_spec(config, with_backend(overrides, backend))
-    progress = Progress(spec.solver.max_iter if spec.solver else 0)
+    progress = Progress(spec.solver.max_iter or 0 if spec.solver else 0)
     try:
         solver = api_train(spec, out_dir=out, resume=resume, weights=weights, log=progress.log,
                            on_step=progress.step, force=force)

@@ -6,6 +6,8 @@ what a snapshot must restore.  Values go to the solver's statistics lounge
 """
 from __future__ import annotations
 
+import math
+
 from ..config import coffee as schema
 from ..config.errors import Problem, SpecError, Where
 
@@ -28,6 +30,9 @@ class CoffeeBreak:
 
     def after_snapshot(self, solver):
         pass
+
+    def on_validation(self, solver, stats: dict):
+        """Called with every validation's figures (keys as ``accuracy/accuracy``)."""
 
     def state(self) -> dict:
         return {}
@@ -60,9 +65,48 @@ class TrainingSummary(CoffeeBreak):
         solver.log("  ".join(parts))
 
 
+class Monitor:
+    """The best value so far of one validation statistic (state for snapshots)."""
+
+    def __init__(self, key: str, higher_better, min_delta: float = 0.0):
+        self.key, self.higher, self.min_delta = key, schema.better_is_higher(key, higher_better), min_delta
+        self.best, self.best_iter = None, -1
+
+    def improved(self, stats: dict, iteration: int) -> bool:
+        v = stats.get(self.key)
+        if v is None:
+            return False
+        if self.best is None or (v > self.best + self.min_delta if self.higher else v < self.best - self.min_delta):
+            self.best, self.best_iter = float(v), int(iteration)
+            return True
+        return False
+
+    def state(self) -> dict:
+        return {"best": math.nan if self.best is None else self.best, "best_iter": self.best_iter}
+
+    def set_state(self, state: dict) -> None:
+        best = float(state["best"])
+        self.best, self.best_iter = (None if math.isnan(best) else best), int(state["best_iter"])
+
+
 class Snapshot(CoffeeBreak):
+    def __init__(self, params):
+        super().__init__(params)
+        self.monitor = Monitor(params.keep_best, params.higher_better) if params.keep_best else None
+
     def enjoy(self, solver):
         solver.snapshot_due = True        # written once every break of this iteration has run
+
+    def on_validation(self, solver, stats):
+        if self.monitor is not None and self.monitor.improved(stats, solver.iteration):
+            solver.best_due = f"{self.monitor.key} = {self.monitor.best:g}"
+
+    def state(self):
+        return self.monitor.state() if self.monitor is not None else {}
+
+    def set_state(self, state):
+        if self.monitor is not None and state:
+            self.monitor.set_state(state)
 
     def after_snapshot(self, solver):
         if self.params.keep_last and solver.is_root:
@@ -85,8 +129,37 @@ class ValidationPerformance(CoffeeBreak):
         solver.log(f"validation at iter {solver.iteration}: {shown}  ({n} examples)")
 
 
+class EarlyStopping(CoffeeBreak):
+    def __init__(self, params):
+        super().__init__(params)
+        self.monitor = Monitor(params.monitor, params.higher_better, params.min_delta)
+        self.waited = 0
+
+    def init(self, solver):
+        if solver.test_net is None or not any(isinstance(cb, ValidationPerformance) for cb in solver.coffee_breaks):
+            raise SpecError([Problem(Where(solver.spec.path), "coffee_breaks -> EarlyStopping",
+                                     "acts at validations: add a ValidationPerformance coffee break and a test phase")])
+
+    def on_validation(self, solver, stats):
+        if self.monitor.improved(stats, solver.iteration):
+            self.waited = 0
+            return
+        self.waited += 1
+        if self.waited >= self.params.patience:
+            solver.request_stop(f"early stopping: {self.monitor.key} has not improved by {self.params.min_delta:g} "
+                                f"for {self.waited} validations (best {self.monitor.best:g} at iteration "
+                                f"{self.monitor.best_iter})")
+
+    def state(self):
+        return {**self.monitor.state(), "waited": self.waited}
+
+    def set_state(self, state):
+        self.monitor.set_state(state)
+        self.waited = int(state["waited"])
+
+
 RUNTIME = {schema.TrainingSummary: TrainingSummary, schema.Snapshot: Snapshot,
-           schema.ValidationPerformance: ValidationPerformance}
+           schema.ValidationPerformance: ValidationPerformance, schema.EarlyStopping: EarlyStopping}
 
 
 def make_coffee_break(params) -> CoffeeBreak:

@@ -72,6 +72,8 @@ class Solver:
         self.snapshot_due = False
         self.force = force
         self.stop_signal = None          # SIGINT or SIGTERM when a signal stopped the run
+        self.stop_reason = None          # why a coffee break stopped the run (early stopping)
+        self.best_due = None             # a keep_best snapshot asked for at this iteration
         self.on_step = None
         self._old_handlers = {}
         if resume is not None:
@@ -126,19 +128,23 @@ class Solver:
         from ..config.errors import Problem as P
         from ..config.fields import did_you_mean
         from ..config.policies import LRDecayOnValidation, Staged
+        from ..config.coffee import EarlyStopping, Snapshot
         pols = [self.sp.lr_policy]
         if isinstance(self.sp.lr_policy, Staged):
             pols = [p for _, p in self.sp.lr_policy.stages]
-        for pol in pols:
-            if not isinstance(pol, LRDecayOnValidation):
-                continue
+        watched = [("solver -> lr_policy -> key", p.key) for p in pols if isinstance(p, LRDecayOnValidation)]
+        watched += [(f"coffee_breaks -> {cb.type_name} -> monitor", cb.monitor) for cb in self.spec.coffee_breaks
+                    if isinstance(cb, EarlyStopping)]
+        watched += [(f"coffee_breaks -> {cb.type_name} -> keep_best", cb.keep_best) for cb in self.spec.coffee_breaks
+                    if isinstance(cb, Snapshot) and cb.keep_best]
+        for path, key in watched:
             if self.test_net is None:
-                raise SpecError([P(Where(self.spec.path), "solver -> lr_policy", "decay_on_validation needs a test "
+                raise SpecError([P(Where(self.spec.path), path, "watches a validation statistic: it needs a test "
                                    "phase (a data layer with 'phase: test') and a ValidationPerformance coffee break")])
             known = sorted({k for layer in self.test_net._stat_layers for k in layer.statistic_sums()})
-            if pol.key not in known:
-                raise SpecError([P(Where(self.spec.path), "solver -> lr_policy -> key",
-                                   f"'{pol.key}' is not a validation statistic of this net{did_you_mean(pol.key, known)}"
+            if key not in known:
+                raise SpecError([P(Where(self.spec.path), path,
+                                   f"'{key}' is not a validation statistic of this net{did_you_mean(key, known)}"
                                    f"; it has: {', '.join(known) or 'none'}")])
 
     def _init_history(self):
@@ -171,12 +177,14 @@ class Solver:
     def on_validation(self, stats: dict):
         self.lr_policy.on_validation(stats)
         self.mom_policy.on_validation(stats)
+        for cb in self.coffee_breaks:
+            cb.on_validation(self, stats)
 
     # ------------------------------------------------------------------------------------------ loop
     def solve(self):
         try:
             self.init_solve()
-            while self.iteration < self.sp.max_iter and not self._stop_requested():
+            while not self.done() and not self._stop_requested():
                 self.onestep_solve()
         except BaseException as exc:
             # a second Ctrl-C or an error: the step in flight is unfinished, so nothing is saved of it
@@ -188,11 +196,31 @@ class Solver:
             self.finalize_solve()
         return self
 
+    def done(self) -> bool:
+        """``max_iter`` updates done, or ``max_epoch`` epochs of the training data."""
+        if self.sp.max_epoch is not None:
+            return self.train_net.epoch >= self.sp.max_epoch
+        return self.iteration >= self.sp.max_iter
+
+    @property
+    def total_iterations(self) -> int:
+        """``max_iter``, or about as many iterations as ``max_epoch`` epochs take (for progress bars)."""
+        if self.sp.max_epoch is None:
+            return self.sp.max_iter
+        src = self.train_net.data_layers[0] if self.train_net.data_layers else None
+        return self.sp.max_epoch * src.batches_per_epoch if src is not None else 0
+
+    def request_stop(self, reason: str) -> None:
+        """Stop after this iteration's coffee breaks, with a final snapshot (early stopping)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.log(reason)
+
     def _stop_requested(self) -> bool:
         """An interrupt stops every process at the same iteration: the flag is agreed on before each step."""
         if self.reducer.size > 1:
             self.interrupted = self.reducer.any(self.interrupted)
-        return self.interrupted
+        return self.interrupted or self.stop_reason is not None
 
     def init_solve(self):
         self._t_start = time.perf_counter()
@@ -263,6 +291,8 @@ class Solver:
                 path = self.snapshot()
                 if self.interrupted:
                     self.log(f"interrupted at iteration {self.iteration}: snapshot {path}; continue with --resume")
+                elif self.stop_reason:
+                    self.log(f"stopped at iteration {self.iteration}: snapshot {path}")
                 else:
                     self.log(f"finished at iteration {self.iteration}: snapshot {path}")
                 self.lounge.save()
@@ -289,6 +319,12 @@ class Solver:
             self.log(f"snapshot: {path}")
             for cb in self.coffee_breaks:
                 cb.after_snapshot(self)
+        if self.best_due:
+            what, self.best_due = self.best_due, None
+            path = os.path.join(self.out_dir, "best.h5")
+            if self.is_root:
+                snap_io.save(path, self.state_tree())
+            self.log(f"best so far ({what} at iteration {self.iteration}): {path}")
         self.lounge.save()
 
     def _on_signal(self, signum, frame):
