@@ -98,3 +98,19 @@ def test_time_writes_nothing_outside_a_private_folder(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert os.listdir(tmp_path / "tmp") == []                 # its private folder is gone
     assert not os.path.exists("/tmp/netspec-time") or os.path.getmtime("/tmp/netspec-time") < os.path.getmtime(path)
+
+
+def test_a_snapshot_records_where_it_comes_from(tmp_path):
+    path, _ = small_spec(tmp_path / "d", max_iter=3, breaks=[])
+    res = run("train", path, "--out", tmp_path / "r", "--set", "solver.max_iter=2")
+    assert res.exit_code == 0, res.output
+    res = run("show", tmp_path / "r" / "snapshot-2.h5")
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0] == f"{tmp_path}/r/snapshot-2.h5: iteration 2, snapshot format 3"
+    import hashlib
+    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    for want in ("netspec_version 0.1.0", f"config          {path}", f"config_sha256   {digest}",
+                 "overrides       solver.max_iter=2", "command "):
+        assert any(ln.strip().startswith(want.strip()) for ln in lines), (want, res.output)
+    assert any(ln.strip().startswith("conv/weight") and ln.strip().endswith("4×2×3×3") for ln in lines)

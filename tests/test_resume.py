@@ -191,7 +191,8 @@ def test_a_fresh_run_into_an_earlier_runs_folder_is_refused_or_moves_it_aside(tm
     path, _ = small_spec(tmp_path / "d", max_iter=10)
     train(path, tmp_path / "r")
     with pytest.raises(SnapshotError, match=r"/r: holds an earlier run \(snapshot-10.h5\); continue it with --resume, "
-                                            r"replace it with --force, or choose another folder with --out"):
+                                            r"start afresh with --force \(which moves it into previous-N/\), or "
+                                            r"choose another folder with --out"):
         train(path, tmp_path / "r", overrides=["solver.max_iter=5"])
     train(path, tmp_path / "r", overrides=["solver.max_iter=5"], force=True)
     its, _ = read_statistics(tmp_path / "r" / "statistics.h5")["train/loss"]

@@ -17,6 +17,7 @@ The result is "filled in": every default is resolved, and ``NetSpec.to_plain()``
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from dataclasses import dataclass, field
 
@@ -72,6 +73,8 @@ class NetSpec:
     coffee_breaks: tuple = ()
     path: str = "<config>"
     backend: str = "cpu"        # the backend nets of this spec run on (netspec.backend)
+    overrides: tuple = ()       # the --set values applied to the file (provenance, kept in snapshots)
+    source_sha256: str = ""     # of the config file as read (provenance)
 
     def replace(self, **changes) -> "NetSpec":
         """A copy with some fields changed (a spec is frozen): ``spec.replace(coffee_breaks=())``."""
@@ -113,6 +116,7 @@ def load_spec(source, overrides=()) -> NetSpec:
     ``overrides`` are ``"dotted.path=value"`` strings (``solver.max_iter=5000``,
     ``layers.train-data.batch_size=128``), applied before validation.
     """
+    digest = ""
     if isinstance(source, dict):
         raw, filename = source, "<dict>"
     else:
@@ -125,10 +129,11 @@ def load_spec(source, overrides=()) -> NetSpec:
         except (OSError, UnicodeDecodeError) as exc:
             raise SpecError([Problem(Where(filename), "", f"cannot read config: {exc}")]) from None
         raw = load_yaml(text, filename)
+        digest = hashlib.sha256(text.encode()).hexdigest()
     if overrides:
         from .overrides import apply_overrides
         raw = apply_overrides(raw, overrides, filename)
-    return parse_spec(raw, filename)
+    return parse_spec(raw, filename).replace(overrides=tuple(overrides), source_sha256=digest)
 
 
 def parse_spec(raw, filename: str = "<config>") -> NetSpec:

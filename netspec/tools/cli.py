@@ -112,7 +112,11 @@ def main():
 @backend_option
 @friendly
 def show(config, phase, overrides, backend):
-    """Print the layer table of CONFIG: wiring, blob shapes, parameter counts, memory."""
+    """Print the layer table of CONFIG: wiring, blob shapes, parameter counts, memory.  Given a snapshot
+    (.h5), print where it comes from (netspec version, command, config and overrides) and its arrays."""
+    if config.endswith(".h5"):
+        show_snapshot(config)
+        return
     from .api import load_spec
     from ..net.net import Net
     from .report import layer_table
@@ -120,6 +124,22 @@ def show(config, phase, overrides, backend):
     spec = load_spec(config, with_backend(overrides, backend))
     with Net(spec, phase) as net:
         click.echo(layer_table(net))
+
+
+def show_snapshot(path):
+    from ..training.snapshot import load
+    snap = load(path)
+    tree = snap.tree
+    click.echo(f"{path}: iteration {snap.iteration}, snapshot format {tree.get('format')}")
+    prov = tree.get("provenance", {})
+    for key in ("written", "netspec_version", "command", "config", "config_sha256", "overrides"):
+        if prov.get(key):
+            value = str(prov[key]).replace("\n", "  ")
+            click.echo(f"  {key:<15} {value}")
+    params = snap.params
+    click.echo(f"  parameters      {sum(a.size for a in params.values()):,} in {len(params)} arrays")
+    for key, a in params.items():
+        click.echo(f"    {key:<24} {'×'.join(map(str, a.shape))}")
 
 
 # ----------------------------------------------------------------------------------------------- layers

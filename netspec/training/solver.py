@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -234,7 +235,8 @@ class Solver:
             elif earlier is not None:
                 self.folder.release()
                 raise SnapshotError(f"{self.out_dir}: holds an earlier run ({earlier}); continue it with --resume, "
-                                    "replace it with --force, or choose another folder with --out")
+                                    "start afresh with --force (which moves it into previous-N/), or choose "
+                                    "another folder with --out")
             self.folder.remove_stale()
             self._open_log()
             # the curves start as the snapshot had them (or empty) and replace the file's
@@ -411,7 +413,15 @@ class Solver:
         for p in self.train_net.params:
             params.setdefault(p.layer, {})[p.name] = p.data
         return {"iteration": self.iteration, "spec": self.spec_yaml, "params": params,
-                **snap_io.capture(self.stateful())}
+                "provenance": self.provenance, **snap_io.capture(self.stateful())}
+
+    @property
+    def provenance(self) -> dict:
+        """Where a snapshot comes from: netspec's version, the command line, the config and its overrides."""
+        from .. import __version__
+        return {"netspec_version": __version__, "command": " ".join(sys.argv), "config": self.spec.path,
+                "config_sha256": self.spec.source_sha256, "overrides": "\n".join(self.spec.overrides),
+                "written": time.strftime("%Y-%m-%d %H:%M:%S")}
 
     def snapshot(self) -> str:
         """Write a snapshot of the whole run (rank 0 only; every process learns its path)."""
