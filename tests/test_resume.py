@@ -136,11 +136,12 @@ def test_crash_while_writing_leaves_previous_snapshot_intact(tmp_path, monkeypat
     good = solver.snapshot()
     before = open(good, "rb").read()
 
-    def boom(group, tree):
+    def boom(fd):
         raise OSError("disk went away")
-    monkeypatch.setattr(snap_io, "_write_tree", boom)
+    monkeypatch.setattr(snap_io.os, "fsync", boom)          # the disk fails while the bytes go out
     with pytest.raises(SnapshotError, match=r"snapshot-0.h5: cannot write the snapshot \(disk went away\)"):
         solver.snapshot()
+    monkeypatch.undo()
     assert open(good, "rb").read() == before
     assert sorted(os.listdir(tmp_path / "r")) == ["netspec.lock", "snapshot-0.h5", "spec.yaml", "statistics.h5",
                                                 "train.log"]

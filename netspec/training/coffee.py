@@ -2,7 +2,7 @@
 
 Protocol: ``init(solver)``, ``enjoy(solver)``, ``destroy(solver)``, and ``state()`` / ``set_state()`` for
 what a snapshot must restore.  Values go to the solver's statistics lounge
-(``solver.lounge.record(key, iteration, value)``).
+(``solver.record(key, value)``, which adds the iteration, the wall-clock seconds and the epoch).
 """
 from __future__ import annotations
 
@@ -51,14 +51,15 @@ class TrainingSummary(CoffeeBreak):
         spent = solver.train_seconds - self._t
         speed = (it - self._it) * solver.train_net.batch_size / spent if spent > 0 else 0.0
         self._t, self._it = solver.train_seconds, it
-        rec = solver.lounge.record
-        rec("train/lr", it, lr)
-        rec("train/momentum", it, mom)
+        rec = solver.record
+        rec("train/lr", lr)
+        rec("train/momentum", mom)
         parts = [f"iter {it:>7d}"]
-        if it > solver.start_iteration:
-            rec("train/loss", it, solver.loss)
-            rec("train/loss_smoothed", it, solver.loss_ema)
-            parts += [f"loss {solver.loss:.6f}", f"(smoothed {solver.loss_ema:.6f})"]
+        if it > solver.start_iteration and solver.loss_count:
+            mean = solver.take_interval_loss()        # the mean over the iterations since the last summary
+            rec("train/loss", mean)
+            rec("train/loss_smoothed", solver.loss_ema)
+            parts += [f"loss {mean:.6f}", f"(smoothed {solver.loss_ema:.6f})"]
         parts += [f"lr {lr:.6g}", f"momentum {mom:.3g}"]
         if speed > 0:
             parts.append(f"{speed:,.0f} img/s")
@@ -123,7 +124,7 @@ class ValidationPerformance(CoffeeBreak):
     def enjoy(self, solver):
         stats, n = evaluate_net(solver.test_net)
         for k, v in stats.items():
-            solver.lounge.record(f"test/{k}", solver.iteration, v)
+            solver.record(f"test/{k}", v)
         solver.on_validation(stats)
         shown = "  ".join(format_stat(k, v) for k, v in stats.items())
         solver.log(f"validation at iter {solver.iteration}: {shown}  ({n} examples)")

@@ -3,7 +3,7 @@
 A run takes an exclusive lock on ``<folder>/netspec.lock`` (``flock``, so the operating system releases it
 when the process ends, however it ends: a lock left by a killed run is no obstacle) and writes its process
 id and host into it, for the message a second run gets.  Once it holds the lock, it removes the temporary
-files a crashed run may have left (``.snapshot-*.tmp-*``, ``statistics.h5.tmp-*``).
+files a crashed run may have left (``.snapshot-*.tmp-*``, ``.statistics.h5.tmp-*``).
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from ..config.errors import SnapshotError
 
 LOCK = "netspec.lock"
 EARLIER_FILES = ("statistics.h5", "spec.yaml", "train.log", "best.h5")     # with snapshot-<iter>.h5
-STALE = re.compile(r"^(\.snapshot-\d+\.h5\.tmp-\d+|statistics\.h5\.tmp-\d+|\.write-test-\d+)$")
+STALE = re.compile(r"^(\.snapshot-\d+\.h5\.tmp-\d+|\.(statistics|best)\.h5\.tmp-\d+|statistics\.h5\.tmp-\d+"
+                   r"|\.write-test-\d+)$")
 
 
 class RunFolder:

@@ -28,6 +28,7 @@ and ``--resume`` falls back to the previous snapshot when the newest one is unre
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -115,24 +116,26 @@ def snapshot_path(folder: str, iteration: int) -> str:
     return os.path.join(folder, f"snapshot-{iteration}.h5")
 
 
-def save(path: str, tree: dict) -> str:
-    """Write ``tree`` to ``path`` atomically (temporary file in the same folder, fsync, rename)."""
+def write_atomically(path: str, fill, what: str = "the snapshot") -> str:
+    """Write an HDF5 file atomically: ``fill(h5file)`` builds it in memory, then its bytes go to a temporary
+    file in the same folder, are flushed to disk and renamed over ``path``.  (Building in memory keeps HDF5's
+    own I/O out of the way: a full disk or a file-size limit is one plain error, and the temporary file goes.)"""
     folder = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        fill(f)
     try:
-        with h5py.File(tmp, "w") as f:
-            tree = {"format": FORMAT, **tree}
-            _write_tree(f, tree)
-            f.attrs[LAYOUT] = _digest("\n".join(_layout(tree)).encode())
-            f.flush()
-        with open(tmp, "rb+") as fh:
+        with open(tmp, "wb") as fh:
+            fh.write(buf.getbuffer())
+            fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
         if os.path.exists(tmp):
             os.remove(tmp)
         if isinstance(exc, OSError):
-            raise SnapshotError(f"{path}: cannot write the snapshot ({os_reason(exc)}); free space, raise the "
+            raise SnapshotError(f"{path}: cannot write {what} ({os_reason(exc)}); free space, raise the "
                                 "file-size limit or choose another folder with --out") from None
         raise
     try:
@@ -144,6 +147,16 @@ def save(path: str, tree: dict) -> str:
     except OSError:
         pass
     return path
+
+
+def save(path: str, tree: dict) -> str:
+    """Write ``tree`` to ``path`` atomically (see :func:`write_atomically`), with its checksums."""
+    tree = {"format": FORMAT, **tree}
+
+    def fill(f):
+        _write_tree(f, tree)
+        f.attrs[LAYOUT] = _digest("\n".join(_layout(tree)).encode())
+    return write_atomically(path, fill)
 
 
 @dataclass

@@ -74,6 +74,8 @@ class Solver:
         self.force = force
         self.stop_signal = None          # SIGINT or SIGTERM when a signal stopped the run
         self.stop_reason = None          # why a coffee break stopped the run (early stopping)
+        self.loss_sum, self.loss_count = 0.0, 0    # losses since the last training summary
+        self.elapsed_before = 0.0        # wall-clock seconds of the run before this process resumed it
         self.best_due = None             # a keep_best snapshot asked for at this iteration
         self.on_step = None
         self._old_handlers = {}
@@ -211,6 +213,19 @@ class Solver:
         src = self.train_net.data_layers[0] if self.train_net.data_layers else None
         return self.sp.max_epoch * src.batches_per_epoch if src is not None else 0
 
+    def record(self, key: str, value: float) -> None:
+        """Add a point to a curve at this iteration, with the wall-clock seconds and the epoch."""
+        self.lounge.record(key, self.iteration, value, self.elapsed(), self.train_net.epoch)
+
+    def elapsed(self) -> float:
+        """Wall-clock seconds since the run started, over every resume."""
+        return self.elapsed_before + (time.perf_counter() - self._t_start if hasattr(self, "_t_start") else 0.0)
+
+    def take_interval_loss(self) -> float:
+        mean = self.loss_sum / self.loss_count
+        self.loss_sum, self.loss_count = 0.0, 0
+        return mean
+
     def request_stop(self, reason: str) -> None:
         """Stop after this iteration's coffee breaks, with a final snapshot (early stopping)."""
         if self.stop_reason is None:
@@ -267,6 +282,8 @@ class Solver:
         self.iteration = it + 1
         self.train_seconds += time.perf_counter() - t0
         self.loss = loss
+        self.loss_sum += loss
+        self.loss_count += 1
         a = self.sp.loss_smoothing
         self.loss_ema = loss if math.isnan(self.loss_ema) else a * self.loss_ema + (1 - a) * loss
         self._coffee(epoch_started=net.epoch if net.epoch != epoch else None)
@@ -380,7 +397,8 @@ class Solver:
         for p in self.train_net.params:
             history.setdefault(p.layer, {})[p.name] = {s: h for s, h in zip(self.method.slots, self.history[p.key])}
         return {"method": self.sp.method, "iteration": self.iteration, "loss": self.loss,
-                "loss_ema": self.loss_ema, "history": history}
+                "loss_ema": self.loss_ema, "loss_sum": self.loss_sum, "loss_count": self.loss_count,
+                "elapsed": self.elapsed(), "history": history}
 
     def set_state(self, state: dict, path: str = "") -> None:
         if state.get("method") != self.sp.method:
@@ -396,6 +414,8 @@ class Solver:
                 h[...] = stored[slot]
         self.iteration = self.start_iteration = int(state["iteration"])
         self.loss, self.loss_ema = float(state.get("loss", math.nan)), float(state.get("loss_ema", math.nan))
+        self.loss_sum, self.loss_count = float(state.get("loss_sum", 0.0)), int(state.get("loss_count", 0))
+        self.elapsed_before = float(state.get("elapsed", 0.0))
 
     def stateful(self) -> dict:
         """Every part of a run that has state beyond the parameters, by its place in a snapshot: the solver,
