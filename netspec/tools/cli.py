@@ -256,6 +256,37 @@ def train(config, resume, weights, out, overrides, backend, force):
         sys.exit(128 + int(solver.stop_signal))   # 130 / 143, so `train && test` does not go on
 
 
+# --------------------------------------------------------------------------------------------- curves
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="picture to write (.png, .svg, .pdf)")
+@click.option("--keys", default=None, help="comma-separated curves [default: train/loss, train/lr, every test/...]")
+@click.option("--x", "x", type=click.Choice(["iter", "seconds", "epoch"]), default="iter", show_default=True)
+@click.option("--smooth", default=1, show_default=True, type=click.IntRange(min=1), help="moving average over N points")
+@click.option("--log-y", is_flag=True, help="logarithmic value axis")
+@friendly
+def plot(runs, out, keys, x, smooth, log_y):
+    """Draw the curves of one or more RUNS (run folders or statistics.h5 files), overlaid, into OUT."""
+    from .curves import plot as draw
+    drawn = draw(list(runs), out, keys.split(",") if keys else None, x, smooth, log_y)
+    click.echo(f"{out}: {', '.join(drawn)} of {len(runs)} run(s)")
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True))
+@click.option("--csv", "csv_out", default=None, type=click.Path(dir_okay=False), help="write every point as CSV")
+@friendly
+def stats(run, csv_out):
+    """The last and best value of each curve of RUN; with --csv, every point (key, iteration, value,
+    seconds, epoch)."""
+    from .curves import stats_lines, write_csv
+    if csv_out:
+        click.echo(f"{csv_out}: {write_csv(run, csv_out)} points")
+        return
+    for line in stats_lines(run):
+        click.echo(line)
+
+
 # ------------------------------------------------------------------------------------------------- test
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
