@@ -63,3 +63,39 @@ def test_stats_table_and_csv(two_runs, tmp_path):
     assert res.output.strip() == f"{tmp_path}/f.csv: {len(lines) - 1} points"
     res = run("stats", tmp_path)
     assert res.exit_code == 1 and "no statistics.h5 here" in res.output
+
+
+def read_events(folder):
+    """Every scalar of the TensorBoard event files in ``folder``: {tag: [(step, value)]} (TFRecord framing:
+    length, crc, an Event message, crc)."""
+    import glob
+    import struct
+    pytest.importorskip("tensorboardX")
+    from tensorboardX.proto import event_pb2
+    out = {}
+    for path in sorted(glob.glob(str(folder / "events.out.tfevents.*"))):
+        data = open(path, "rb").read()
+        pos = 0
+        while pos < len(data):
+            n = struct.unpack("<Q", data[pos:pos + 8])[0]
+            ev = event_pb2.Event.FromString(data[pos + 12:pos + 12 + n])
+            pos += 12 + n + 4
+            for v in ev.summary.value:
+                out.setdefault(v.tag, []).append((ev.step, v.simple_value))
+    return out
+
+
+def test_tensorboard_event_files_hold_every_curve(tmp_path):
+    pytest.importorskip("tensorboardX")
+    path, _ = small_spec(tmp_path / "d", max_iter=10, breaks=["{type: TrainingSummary, every_n_iter: 5}",
+                                                               "{type: ValidationPerformance, every_n_iter: 5}",
+                                                               "{type: TensorBoard}"])
+    netspec.train(path, out_dir=str(tmp_path / "r"), log=lambda m: None, overrides=["solver.max_iter=5"])
+    netspec.train(path, out_dir=str(tmp_path / "r"), log=lambda m: None, resume="latest")
+    events = read_events(tmp_path / "r")
+    curves = read_curves(tmp_path / "r" / "statistics.h5")
+    assert set(events) == set(curves)
+    for key, c in curves.items():
+        steps = [s for s, _ in events[key]]
+        assert steps == [int(i) for i in c["iteration"]], key          # each point once, resumes included
+        np.testing.assert_allclose([v for _, v in events[key]], c["value"], rtol=1e-6)

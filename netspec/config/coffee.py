@@ -86,6 +86,21 @@ class ValidationPerformance(Schedule):
     statistic as ``test/<layer>/<name>`` (e.g. ``test/accuracy/accuracy``)."""
 
 
+@registry.coffee_breaks.register("TensorBoard")
+@dataclass(frozen=True, kw_only=True)
+class TensorBoard:
+    """Writes every curve point (training loss, rate, validation figures) as TensorBoard event files, through
+    tensorboardX (the ``tensorboard`` extra): ``tensorboard --logdir snapshots/`` shows the runs."""
+
+    logdir: str | None = param(optional(string()), None, "folder of the event files (default: the run folder)")
+
+    def due(self, iteration: int, epoch_started) -> bool:
+        return False          # it follows the curves as they are recorded
+
+    def to_plain(self) -> dict:
+        return {"type": self.type_name, **fields_plain(self)}
+
+
 def parse_coffee_breaks(raw, where: Where, problems: list) -> list:
     if not isinstance(raw, list):
         problems.append(Problem(where, "coffee_breaks", "must be a list of {type: ..., every_n_iter: N}"))

@@ -7,6 +7,7 @@ what a snapshot must restore.  Values go to the solver's statistics lounge
 from __future__ import annotations
 
 import math
+import os
 
 from ..config import coffee as schema
 from ..config.errors import Problem, SpecError, Where
@@ -33,6 +34,9 @@ class CoffeeBreak:
 
     def on_validation(self, solver, stats: dict):
         """Called with every validation's figures (keys as ``accuracy/accuracy``)."""
+
+    def after_coffee(self, solver):
+        """Called after every iteration's coffee breaks (and the snapshot they asked for)."""
 
     def state(self) -> dict:
         return {}
@@ -159,8 +163,43 @@ class EarlyStopping(CoffeeBreak):
         self.waited = int(state["waited"])
 
 
+class TensorBoard(CoffeeBreak):
+    def init(self, solver):
+        self.writer, self.written = None, {}
+        if not solver.is_root:
+            return
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            raise SpecError([Problem(Where(solver.spec.path), "coffee_breaks -> TensorBoard",
+                                     "needs tensorboardX: pip install -e \".[tensorboard]\" (or pip install "
+                                     "tensorboardX)")]) from None
+        logdir = self.params.logdir or solver.out_dir
+        # a file of its own for each start, so that a quick resume does not write over the last one's
+        self.writer = SummaryWriter(logdir=logdir, filename_suffix=f".{os.getpid()}.{solver.iteration}")
+        for key in solver.lounge.stats:          # a resumed run's curves are in TensorBoard already
+            self.written[key] = max(solver.lounge.stats[key], default=-1)
+
+    def after_coffee(self, solver):
+        if self.writer is None:
+            return
+        for key, points in solver.lounge.stats.items():
+            last = self.written.get(key, -1)
+            for it in sorted(i for i in points if i > last):
+                value, seconds, _ = points[it]
+                self.writer.add_scalar(key, value, it)
+                self.written[key] = it
+        self.writer.flush()
+
+    def destroy(self, solver):
+        if getattr(self, "writer", None) is not None:
+            self.writer.close()
+            self.writer = None
+
+
 RUNTIME = {schema.TrainingSummary: TrainingSummary, schema.Snapshot: Snapshot,
-           schema.ValidationPerformance: ValidationPerformance, schema.EarlyStopping: EarlyStopping}
+           schema.ValidationPerformance: ValidationPerformance, schema.EarlyStopping: EarlyStopping,
+           schema.TensorBoard: TensorBoard}
 
 
 def make_coffee_break(params) -> CoffeeBreak:

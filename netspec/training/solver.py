@@ -344,6 +344,8 @@ class Solver:
             if self.is_root:
                 snap_io.save(path, self.state_tree())
             self.log(f"best so far ({what} at iteration {self.iteration}): {path}")
+        for cb in self.coffee_breaks:
+            cb.after_coffee(self)
         self.lounge.save()
 
     def _on_signal(self, signum, frame):
