@@ -57,8 +57,11 @@ def test_estimator_ann_jl_example():
                                         {"type": "InnerProduct", "output_dim": 3}, {"type": "SoftmaxLoss"}],
                              "solver": {"max_iter": 300, "lr_policy": 0.1, "mom_policy": 0.9}})
     net.fit(X, y)
-    p = net.predict(r.random((60, 80)))
+    new = r.random((60, 80))
+    p = net.predict_proba(new)
     assert p.shape == (60, 3) and np.allclose(p.sum(1), 1, atol=1e-5)
+    np.testing.assert_array_equal(net.predict(new), p.argmax(1))        # labels, as scikit-learn's classifiers
+    np.testing.assert_array_equal(net.classes_, [0, 1, 2])
     assert net.score(X, y) > 0.9
 
 

@@ -88,6 +88,7 @@ FORWARD_ONLY = {
     "Accuracy": "tests/test_layers_forward.py::test_accuracy_*",
     "HDF5Data": "tests/test_data_layers.py",
     "MemoryData": "tests/test_data_layers.py",
+    "Input": "tests/test_predict.py",
 }
 
 

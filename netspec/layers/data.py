@@ -22,7 +22,7 @@ import numpy as np
 
 from ..config import registry
 from ..config.errors import DataError
-from ..config.fields import Invalid, boolean, fields_plain, integer, param, string
+from ..config.fields import Invalid, boolean, fields_plain, int_list, integer, param, string
 from .transforms import build_transforms, transforms_param
 from .base import Layer
 
@@ -318,4 +318,35 @@ class MemoryDataLayer(_Source):
         return self._top_shapes()
 
     def _load(self, unit, bufs):
+        pass
+
+
+@dataclass(frozen=True)
+class InputParams:
+    shape: tuple = param(int_list(lo=1), doc="shape of one row of the top, e.g. [1, 28, 28] (Caffe: input_param)")
+    batch_size: int = param(integer(lo=1), 1, "rows per batch")
+
+
+@registry.layers.register("Input")
+class InputLayer(Layer):
+    """A declared-shape source for deploy nets (Caffe's ``Input``): its top holds whatever rows are put into
+    it (``netspec predict`` and ``netspec.load(...).predict`` feed it); it reads no file."""
+
+    Params = InputParams
+    is_source = True
+    n_bottoms = (0, 0)
+    n_tops = (1, 1)
+    differentiable = False
+    epoch = 0
+    batch_valid = None
+
+    def setup(self, bottoms):
+        r = self.ctx.rows
+        rows = (self.p.batch_size if r.stop is None else r.stop) - (r.start or 0)
+        return [(rows,) + tuple(self.p.shape)]
+
+    def forward(self):
+        pass
+
+    def backward(self):
         pass

@@ -49,8 +49,9 @@ def evaluate(config, weights: str, *, overrides=(), phase: str = "test", backend
 
     Returns ({statistic: mean}, number of examples)."""
     spec = _spec(config, overrides, backend)
-    if not any(ls.phase == phase for ls in spec.layers if ls.cls.is_source) and phase == "test":
-        raise SpecError([Problem(Where(spec.path), "layers", "no data layer with 'phase: test' to evaluate on")])
+    if not any(ls.in_phase(phase) for ls in spec.layers if ls.cls.is_source):
+        raise SpecError([Problem(Where(spec.path), "layers", f"no data layer in the {phase} phase to evaluate on "
+                                                             "(one with 'phase: test', or without a phase)")])
     with Net(spec, phase) as net:
         load_params(net.params, load_snapshot(weights), strict=True)
         with net.ctx.backend.compute_threads():

@@ -256,6 +256,33 @@ def train(config, resume, weights, out, overrides, backend, force):
         sys.exit(128 + int(solver.stop_signal))   # 130 / 143, so `train && test` does not go on
 
 
+# ------------------------------------------------------------------------------------------- predict
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.option("--weights", required=True, type=click.Path(dir_okay=False), help="snapshot to predict with")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="output: .h5, .npy or .csv")
+@click.option("--blobs", default=None, help="comma-separated blobs to write [default: the blob the loss reads]")
+@click.option("--key", default=None, help="array (.npz) or dataset (HDF5) to read [default: the source's top]")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config value")
+@backend_option
+@friendly
+def predict(config, input_path, weights, out, blobs, key, overrides, backend):
+    """Run the test-phase net of CONFIG with the snapshot's parameters on the rows of INPUT (.npy, .npz, an
+    HDF5 file or a list file of them) and write the chosen blobs to OUT."""
+    from .predict import load, read_input, write_output
+
+    model = load(config, weights, overrides=with_backend(overrides, backend))
+    rows = read_input(input_path, model.spec, key)
+    names = blobs.split(",") if blobs else [model.output]
+    with click.progressbar(length=len(rows), label="predict", file=sys.stderr,
+                           show_eta=True) as bar:
+        got = model.predict(rows, blobs=names, progress=lambda done, n: bar.update(done - bar.pos))
+    write_output(out, got)
+    for name, a in got.items():
+        click.echo(f"{out}: {name} {'×'.join(map(str, a.shape))}")
+
+
 # --------------------------------------------------------------------------------------------- curves
 @main.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))

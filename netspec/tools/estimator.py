@@ -11,9 +11,13 @@ The config is a path, a dict or a NetSpec.  Its data come from a MemoryData laye
 (the OR gate's inline table, say), or — when the config has no data layer — one the estimator adds,
 named ``data`` with tops ``data`` and ``label``, which the first layer reads (sequential shorthand).
 ``fit`` trains with the config's solver (no coffee breaks, no files unless ``out_dir`` is given);
-``predict`` runs the test phase without loss and statistic layers and returns the blob the loss reads
-(as probabilities when that loss is a SoftmaxLoss); ``score`` is the accuracy for a SoftmaxLoss net and
-R² for a SquareLoss one.
+``predict`` runs the test phase without loss and statistic layers: the class labels for a SoftmaxLoss
+net (``predict_proba`` gives the probabilities), the output for a SquareLoss net; ``score`` is the
+accuracy for a SoftmaxLoss net and R² for a SquareLoss one.
+
+It follows scikit-learn's conventions (without depending on it): the constructor's arguments are its
+parameters (``get_params`` / ``set_params``), so ``sklearn.base.clone``, ``cross_val_score``,
+``GridSearchCV`` and ``Pipeline`` work; ``classes_`` after fit; ``save`` / ``Estimator.load``.
 """
 from __future__ import annotations
 
@@ -32,10 +36,16 @@ from ..config.yamlio import load_yaml
 
 
 class Estimator:
+    PARAMS = ("config", "batch_size", "overrides", "out_dir", "log", "max_iter", "epochs")
+
     def __init__(self, config, *, batch_size: int | None = None, overrides=(), out_dir: str | None = None,
-                 log=None):
-        self.spec, self._added_data = self._load(config, overrides)
+                 log=None, max_iter: int | None = None, epochs: int | None = None):
+        self.config, self.overrides, self.max_iter, self.epochs = config, overrides, max_iter, epochs
         self.batch_size, self.out_dir, self.log = batch_size, out_dir, log
+        self._setup()
+
+    def _setup(self):
+        self.spec, self._added_data = self._load(self.config, self.overrides)
         sources = [ls for ls in self.spec.layers if ls.cls.is_source and ls.in_phase("train")]
         if len(sources) != 1 or sources[0].type != "MemoryData" or len(sources[0].tops) != 2:
             raise SpecError([Problem(Where(self.spec.path), "layers", "an Estimator needs exactly one training data "
@@ -47,6 +57,36 @@ class Estimator:
         self.loss = losses[0]
         self.output = self.loss.bottoms[0]
         self._shared = None
+
+    # ------------------------------------------------------------------------------ scikit-learn's protocol
+    def get_params(self, deep: bool = True) -> dict:
+        return {k: getattr(self, k) for k in self.PARAMS}
+
+    def set_params(self, **params) -> "Estimator":
+        for k, v in params.items():
+            if k not in self.PARAMS:
+                raise ValueError(f"Estimator has no parameter '{k}'; it takes: {', '.join(self.PARAMS)}")
+            setattr(self, k, v)
+        self._setup()
+        return self
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.loss.type == "SoftmaxLoss"
+
+    @property
+    def _estimator_type(self) -> str:
+        return "classifier" if self.is_classifier else "regressor"
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import ClassifierTags, RegressorTags, Tags, TargetTags
+        return Tags(estimator_type=self._estimator_type, target_tags=TargetTags(required=True),
+                    classifier_tags=ClassifierTags() if self.is_classifier else None,
+                    regressor_tags=None if self.is_classifier else RegressorTags())
+
+    def __repr__(self):
+        shown = {k: v for k, v in self.get_params().items() if v not in (None, ())}
+        return "Estimator(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     @staticmethod
     def _load(config, overrides) -> tuple[NetSpec, bool]:
@@ -95,7 +135,9 @@ class Estimator:
 
     def fit(self, X=None, y=None, *, max_iter: int | None = None, epochs: int | None = None) -> "Estimator":
         """Train on (X, y) — or, without them, on the config's own inline data — with the config's solver;
-        ``epochs`` or ``max_iter`` override its length."""
+        ``epochs`` or ``max_iter`` (here or as parameters) override its length."""
+        max_iter = self.max_iter if max_iter is None else max_iter
+        epochs = self.epochs if epochs is None else epochs
         for name, v in (("max_iter", max_iter), ("epochs", epochs)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0):
                 raise DataError(f"fit: {name} must be a whole number >= 0, got {v!r}")
@@ -125,45 +167,82 @@ class Estimator:
         with tempfile.TemporaryDirectory(prefix="netspec-fit-") as tmp:
             self.solver = train(spec, out_dir=self.out_dir or tmp, log=self.log or (lambda m: None), force=True)
         self._shared = self.solver.train_net.shared
+        self._row_shapes = {t: np.asarray(a).shape[1:] for t, a in data.items()}
+        if self.is_classifier:
+            labels = np.asarray(data[self.data_layer.tops[1]]).reshape(-1)
+            self.classes_ = np.unique(labels.astype(np.int64))
         return self
 
     # ------------------------------------------------------------------------------------------ predict
-    def predict(self, X) -> np.ndarray:
-        """The output the loss reads, for every row of X (probabilities for a SoftmaxLoss net)."""
+    def _forward(self, X) -> np.ndarray:
+        from .predict import forward_rows
         if self._shared is None:
             raise DataError("predict: call fit first")
-        data = self._arrays(X)
-        n = len(data[self.data_layer.tops[0]])
-        batch = min(n, 256)
-        src = dataclasses.replace(self.data_layer, phase=None, tops=[self.data_layer.tops[0]],
-                                  params=dataclasses.replace(self.data_layer.params, data=data, batch_size=batch,
-                                                             shuffle=False))
-        layers = [src] + [ls for ls in self.spec.layers
-                          if ls.in_phase("test") and not (ls.cls.is_source or ls.cls.has_loss or ls.cls.has_stats)]
-        spec = dataclasses.replace(self.spec, layers=layers, solver=None, coffee_breaks=[])
-        outs = []
-        with Net(spec, "test", shared=self._shared) as net, net.ctx.backend.compute_threads():
-            for _ in range(math.ceil(n / batch)):
-                net.forward()
-                rows = net.valid_rows
-                outs.append(net.blobs[self.output].data[:rows].copy())
-        out = np.concatenate(outs)[:n]
-        if self.loss.type == "SoftmaxLoss":
-            z = out.reshape(n, out.shape[1], -1)
-            z = np.exp(z - z.max(axis=1, keepdims=True))
-            out = (z / z.sum(axis=1, keepdims=True)).reshape(out.shape)
-        return out
+        rows = self._arrays(X)[self.data_layer.tops[0]]
+        spec = self.spec.replace(layers=tuple(dataclasses.replace(ls, phase=None) if ls is self.data_layer else ls
+                                              for ls in self.spec.layers))
+        return forward_rows(spec, rows, [self.output], shared=self._shared)[self.output]
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities of every row of X (a SoftmaxLoss net)."""
+        from .predict import softmax
+        if not self.is_classifier:
+            raise DataError("predict_proba: this net is a regressor (SquareLoss); use predict")
+        return softmax(self._forward(X))
+
+    def predict(self, X) -> np.ndarray:
+        """Class labels (SoftmaxLoss nets: the arg-max over axis 1) or the output (SquareLoss nets)."""
+        out = self._forward(X)
+        return out.argmax(axis=1) if self.is_classifier else out
 
     def score(self, X, y) -> float:
         """Accuracy (SoftmaxLoss nets) or the coefficient of determination R² (SquareLoss nets)."""
         pred = self.predict(X)
         y = np.asarray(y)
-        if self.loss.type == "SoftmaxLoss":
-            return float(np.mean(pred.argmax(axis=1).reshape(len(y), -1) == y.reshape(len(y), -1)))
+        if self.is_classifier:
+            return float(np.mean(pred.reshape(len(y), -1) == y.reshape(len(y), -1)))
         y = y.reshape(pred.shape).astype(np.float64)
         ss_res = float(((y - pred) ** 2).sum())
         ss_tot = float(((y - y.mean(axis=0)) ** 2).sum())
         return 1.0 - ss_res / ss_tot if ss_tot > 0 else float(ss_res == 0)
+
+
+    # ------------------------------------------------------------------------------------------ files
+    def save(self, path: str) -> str:
+        """The trained parameters (a snapshot file, which ``--weights`` also reads) and the config."""
+        import yaml
+        from ..training.snapshot import save
+        if self._shared is None:
+            raise DataError("save: call fit first")
+        plain = self.spec.to_plain()
+        for layer in plain["layers"]:
+            if layer.get("name") == self.data_layer.name:       # the training rows stay out: one zero row each
+                layer["data"] = {t: np.zeros((1,) + shape).tolist() for t, shape in self._row_shapes.items()}
+                layer["batch_size"] = 1
+        params = {}
+        for p in self.solver.train_net.params:
+            params.setdefault(p.layer, {})[p.name] = p.data
+        extra = {"classes": self.classes_} if self.is_classifier else {}
+        return save(path, {"iteration": self.solver.iteration, "params": params, "estimator": {
+            "config": yaml.safe_dump(plain, sort_keys=False), "batch_size": self.batch_size or 0,
+            "added_data": int(self._added_data), **extra}})
+
+    @classmethod
+    def load(cls, path: str) -> "Estimator":
+        """An Estimator saved with :meth:`save`, ready to predict."""
+        import yaml
+        from ..training.snapshot import load, load_params
+        snap = load(path)
+        meta = snap.tree.get("estimator")
+        if meta is None:
+            raise DataError(f"{path}: not an Estimator file (a snapshot of `netspec train`? use netspec.load)")
+        est = cls(parse_spec(yaml.safe_load(meta["config"]), path), batch_size=meta["batch_size"] or None)
+        with Net(est.spec, "train") as net:
+            load_params(net.params, snap, strict=True)
+            est._shared = net.shared
+        if "classes" in meta:
+            est.classes_ = np.asarray(meta["classes"])
+        return est
 
 
 __all__ = ["Estimator", "load_spec"]
