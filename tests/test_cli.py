@@ -30,7 +30,7 @@ def tiny_mnist(tmp_path, monkeypatch):
 
 
 def run(*args):
-    return CliRunner().invoke(main, list(args))
+    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def test_show_lenet_table(tiny_mnist):
@@ -38,11 +38,13 @@ def test_show_lenet_table(tiny_mnist):
     assert res.exit_code == 0, res.output
     out = res.output
     assert "mnist-lenet — train phase, batch 64" in out
-    assert "conv2       Convolution   pool1 64×20×12×12 -> conv2 64×50×8×8     25,050" in out
+    assert any(ln.split() == ["conv2", "Convolution", "5×5", "pool1", "64×20×12×12", "->", "conv2", "64×50×8×8",
+                              "25,050"] for ln in out.splitlines()), out
     assert "total parameters: 431,080" in out
     assert "blob memory:" in out
     test = run("show", LENET, "--phase", "test")
-    assert "accuracy   Accuracy      ip2 100×10, label 100 -> (none)" in test.output
+    assert any(ln.split()[:2] == ["accuracy", "Accuracy"] and "ip2 100×10, label 100 -> (none)" in ln
+               for ln in test.output.splitlines()), test.output
     assert "total parameters: 431,080" in test.output
 
 
@@ -82,3 +84,35 @@ def test_broken_configs_give_one_clear_line_each(tmp_path, monkeypatch, name):
 def test_missing_config_file(tmp_path):
     res = run("show", str(tmp_path / "nope.yaml"))
     assert res.exit_code == 1 and res.output.strip() == f"error: {tmp_path}/nope.yaml: config file not found"
+
+
+def test_show_checks_both_phases_and_shows_settings(tmp_path):
+    mem = "{name: d, type: MemoryData, batch_size: 2, tops: [x, y], data: {x: [[[[1, 2], [3, 4]]]], y: [0]}}"
+    (tmp_path / "p.yaml").write_text(f"layers:\n  - {mem}\n"
+                                     "  - {name: c, type: Convolution, n_filter: 2, kernel: 2, pad: 1, stride: 2, "
+                                     "neuron: relu, bottoms: [x], tops: [o]}\n"
+                                     "  - {name: f, type: InnerProduct, output_dim: 2, bottoms: [o], tops: [s]}\n"
+                                     "  - {name: acc, type: Accuracy, bottoms: [s, lbl], phase: test}\n")
+    res = run("show", tmp_path / "p.yaml")            # the train phase is fine; the test phase is not
+    assert res.exit_code == 1
+    assert res.output.strip() == (f"error: {tmp_path}/p.yaml:5: layers -> acc -> bottoms: blob 'lbl' is not "
+                                  "written by any layer of the test phase")
+    (tmp_path / "p.yaml").write_text((tmp_path / "p.yaml").read_text().replace("lbl", "y"))
+    res = run("show", tmp_path / "p.yaml")
+    assert res.exit_code == 0, res.output
+    row = next(ln for ln in res.output.splitlines() if ln.startswith("c "))
+    assert "2×2 stride 2 pad 1 +relu" in row
+
+
+def test_draw_writes_a_picture(tmp_path):
+    import shutil
+    pytest.importorskip("graphviz")
+    if shutil.which("dot") is None:
+        res = run("draw", LENET, "--out", tmp_path / "n.svg")
+        assert res.exit_code == 1 and "apt-get install graphviz" in res.output
+        pytest.skip("Graphviz's dot program is not installed")
+    res = run("draw", LENET, "--out", tmp_path / "n.svg", "--phase", "test")
+    assert res.exit_code == 0, res.output
+    svg = (tmp_path / "n.svg").read_text()
+    assert "<svg" in svg and "conv1" in svg and "Convolution" in svg and "5×5" in svg and "accuracy" in svg
+    assert "loss" not in svg.replace("mnist-lenet", "")           # the loss is train-only

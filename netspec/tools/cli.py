@@ -114,16 +114,24 @@ def main():
 def show(config, phase, overrides, backend):
     """Print the layer table of CONFIG: wiring, blob shapes, parameter counts, memory.  Given a snapshot
     (.h5), print where it comes from (netspec version, command, config and overrides) and its arrays."""
-    if config.endswith(".h5"):
-        show_snapshot(config)
+    if str(config).endswith(".h5"):
+        show_snapshot(str(config))
         return
     from .api import load_spec
-    from ..net.net import Net
     from .report import layer_table
 
+    from ..net.net import build_nets
     spec = load_spec(config, with_backend(overrides, backend))
-    with Net(spec, phase) as net:
-        click.echo(layer_table(net))
+    from ..net.net import Net
+    train, test = build_nets(spec)          # both phases are checked, whichever is shown
+    try:
+        if phase == "test" and test is None:         # no test-only layer: the test phase is the shared layers
+            test = Net(spec, "test", shared=train.shared)
+        click.echo(layer_table(test if phase == "test" else train))
+    finally:
+        train.close()
+        if test is not None:
+            test.close()
 
 
 def show_snapshot(path):
@@ -140,6 +148,19 @@ def show_snapshot(path):
     click.echo(f"  parameters      {sum(a.size for a in params.values()):,} in {len(params)} arrays")
     for key, a in params.items():
         click.echo(f"    {key:<24} {'×'.join(map(str, a.shape))}")
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="picture: .svg, .png or .pdf")
+@click.option("--phase", type=click.Choice(["train", "test"]), default="train", show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config value")
+@friendly
+def draw(config, out, phase, overrides):
+    """Draw the net of CONFIG as a graph (a box per layer, an edge per blob) into OUT, via Graphviz."""
+    from ..config.spec import load_spec
+    from .report import draw as draw_net
+    click.echo(draw_net(load_spec(config, overrides), phase, out))
 
 
 # ----------------------------------------------------------------------------------------------- layers

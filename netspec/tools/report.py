@@ -1,6 +1,8 @@
 """Text reports of a built net (``netspec show``)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..config.words import fmt_shape
@@ -10,9 +12,31 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.2f} MiB"
 
 
+def settings(ls) -> str:
+    """The settings that decide a layer's shapes and function: kernel, stride, pad, method, fused neuron."""
+    p, out = ls.params, []
+    kernel = getattr(p, "kernel", None)
+    if kernel is not None:
+        out.append(f"{kernel[0]}×{kernel[1]}")
+        stride, pad = getattr(p, "stride", (1, 1)), getattr(p, "pad", (0, 0))
+        if tuple(stride) != (1, 1):
+            out.append(f"stride {stride[0]}" if stride[0] == stride[1] else f"stride {stride[0]}×{stride[1]}")
+        if tuple(pad) != (0, 0):
+            out.append(f"pad {pad[0]}" if pad[0] == pad[1] else f"pad {pad[0]}×{pad[1]}")
+    for name in ("method", "operation", "mode"):
+        v = getattr(p, name, None)
+        if isinstance(v, str):
+            out.append(v)
+    if getattr(p, "neuron", None):
+        out.append(f"+{p.neuron}")
+    if getattr(p, "ratio", None) is not None:
+        out.append(f"ratio {p.ratio:g}")
+    return " ".join(out)
+
+
 def layer_table(net) -> str:
-    """One row per layer: name, type, bottoms -> tops with shapes, parameter count; then totals."""
-    rows = [("layer", "type", "bottoms -> tops", "params")]
+    """One row per layer: name, type, settings, bottoms -> tops with shapes, parameter count; then totals."""
+    rows = [("layer", "type", "settings", "bottoms -> tops", "params")]
     for layer in net.layers:
         ls = layer.spec
         bots = ", ".join(f"{net.blobs[b].name} {fmt_shape(net.blobs[b].shape)}" for b in ls.bottoms)
@@ -28,11 +52,12 @@ def layer_table(net) -> str:
         if marks:
             wiring += f"  [{'; '.join(marks)}]"
         n = sum(p.size for p in layer.params)
-        rows.append((ls.name, ls.type, wiring, f"{n:,}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        rows.append((ls.name, ls.type, settings(ls), wiring, f"{n:,}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = [f"{net.spec.name} — {net.phase} phase, batch {net.batch_size}"]
     for k, r in enumerate(rows):
-        lines.append(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}")
+        lines.append("  ".join(f"{c:<{w}}" if i < 4 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(r, widths)))
+                     .rstrip())
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     n_params = net.param_count()
@@ -52,3 +77,39 @@ def _unique(net, attr):
         if a is not None and id(a) not in seen:
             seen.add(id(a))
             yield b
+
+
+def draw(spec, phase: str, out: str) -> str:
+    """The net of ``phase`` as a graph picture (Caffe's draw_net): a box per layer, an edge per blob, through
+    Graphviz (the ``graphviz`` package and its ``dot`` program)."""
+    from ..config.errors import NetspecError
+    from ..net import graph
+    try:
+        import graphviz
+    except ImportError:
+        raise NetspecError("netspec draw needs graphviz: pip install graphviz (and the dot program: apt-get install "
+                           "graphviz)") from None
+    fmt = os.path.splitext(out)[1].lstrip(".").lower() or "svg"
+    if fmt not in ("svg", "png", "pdf"):
+        raise NetspecError(f"{out}: draw writes .svg, .png or .pdf")
+    font = "Helvetica"
+    g = graphviz.Digraph(spec.name, format=fmt,
+                         graph_attr={"rankdir": "TB", "label": f"{spec.name} ({phase} phase)", "fontname": font},
+                         node_attr={"shape": "box", "style": "rounded,filled", "fontname": font},
+                         edge_attr={"fontname": font, "fontsize": "10"})
+    writer = {}
+    for ls in graph.plan(spec.layers, phase):
+        detail = settings(ls)
+        label = f"{ls.name}\n{ls.type}" + (f"\n{detail}" if detail else "")
+        color = "#cfe2f3" if ls.cls.is_source else "#f4cccc" if (ls.cls.has_loss or ls.cls.has_stats) else "#d9ead3"
+        g.node(ls.name, label, fillcolor=color)
+        for b in ls.bottoms:
+            if b in writer and writer[b] != ls.name:
+                g.edge(writer[b], ls.name, label=b)
+        for t in ls.tops:
+            writer[t] = ls.name
+    try:
+        g.render(outfile=out, cleanup=True)
+    except graphviz.ExecutableNotFound:
+        raise NetspecError("netspec draw needs Graphviz's dot program: apt-get install graphviz") from None
+    return out
