@@ -5,8 +5,9 @@ Every preparer (``mnist``, ``cifar10``, ``arrays``) has one interface::
     prepare(source, out, *, shard_rows=10000, progress=None, echo=print, **its own options)
         -> {split: Prepared(listing, rows)}
 
-``progress(split, rows_done, rows_total)`` is called after each shard; ``echo`` receives messages (a
-download's mirrors).  The command line drives all of them the same way.
+``progress(what, done, total)`` is called after each shard (``what`` the split, counting rows) and while a
+download runs (``what`` "download FILE", counting bytes); ``echo`` receives messages (a download's
+mirrors).  The command line drives all of them the same way.
 
 Every writer goes through :func:`write_shards`: shards of ``shard_rows`` rows named ``<split>-NN.h5``, each
 holding one dataset per top (``data``, ``label``), written to a temporary name and renamed into place, and
@@ -25,6 +26,17 @@ import numpy as np
 class Prepared(NamedTuple):
     listing: str        # the list file of the split's shards
     rows: int           # examples in the split
+
+
+def _hook(progress, label: str):
+    """A urlretrieve report hook that tells ``progress(label, bytes, total)``."""
+    if progress is None:
+        return None
+
+    def hook(blocks, size, total):
+        if total > 0:
+            progress(f"download {label}", min(blocks * size, total), total)
+    return hook
 
 
 def md5sum(path: str, chunk: int = 1 << 20) -> str:

@@ -18,7 +18,7 @@ import urllib.request
 import numpy as np
 
 from ..config.errors import DataError
-from . import md5sum, write_shards, write_stats
+from . import _hook, md5sum, write_shards, write_stats
 
 ENV_VAR = "NETSPEC_CIFAR10_DIR"
 ARCHIVES = {"cifar-10-binary.tar.gz": "c32a1d4ab5d03f1284b67883e8d87530",
@@ -92,14 +92,14 @@ def load(src: str) -> dict:
     return parts
 
 
-def download(folder: str, echo=print) -> str:
+def download(folder: str, echo=print, progress=None) -> str:
     os.makedirs(folder, exist_ok=True)
     name = "cifar-10-binary.tar.gz"
     target = os.path.join(folder, name)
     if not (os.path.isfile(target) and md5sum(target) == ARCHIVES[name]):
         echo(f"downloading {URL}{name} (170 MB)")
         try:
-            urllib.request.urlretrieve(URL + name, target + ".part")
+            urllib.request.urlretrieve(URL + name, target + ".part", _hook(progress, name))
         except OSError as exc:
             raise DataError(f"could not download {name}: {exc}. Download it by hand and pass --from FILE "
                             f"(or set {ENV_VAR})") from None
@@ -110,7 +110,7 @@ def download(folder: str, echo=print) -> str:
 def prepare(src: str | None, out: str = "data/cifar10", *, shard_rows: int = 10000, progress=None,
             echo=print) -> dict:
     """Convert CIFAR-10 into HDF5 shards and ``mean.h5`` under ``out``; returns {split: Prepared}."""
-    src = src or os.environ.get(ENV_VAR) or download(os.path.join(out, "raw"), echo)
+    src = src or os.environ.get(ENV_VAR) or download(os.path.join(out, "raw"), echo, progress)
     parts = load(src)
     lists = {}
     for split, (x, y) in parts.items():

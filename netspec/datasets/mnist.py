@@ -16,7 +16,7 @@ import urllib.request
 import numpy as np
 
 from ..config.errors import DataError
-from . import md5sum, write_shards, write_stats
+from . import _hook, md5sum, write_shards, write_stats
 
 ENV_VAR = "NETSPEC_MNIST_DIR"
 SCALE = 0.00390625  # 1/256, Caffe's MNIST scale
@@ -75,7 +75,7 @@ def read_idx(path: str, magic: int, count: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def download(folder: str, echo=print) -> str:
+def download(folder: str, echo=print, progress=None) -> str:
     """Fetch the four .gz files into ``folder`` from the first mirror that answers, verifying each."""
     os.makedirs(folder, exist_ok=True)
     for name, (gz_md5, _, _, _) in FILES.items():
@@ -86,7 +86,7 @@ def download(folder: str, echo=print) -> str:
         for mirror in MIRRORS:
             try:
                 echo(f"downloading {mirror}{name}.gz")
-                urllib.request.urlretrieve(mirror + name + ".gz", target + ".part")
+                urllib.request.urlretrieve(mirror + name + ".gz", target + ".part", _hook(progress, name + ".gz"))
             except OSError as exc:
                 errors.append(f"{mirror}: {exc}")
                 continue
@@ -104,7 +104,7 @@ def prepare(src: str | None, out: str = "data/mnist", *, shard_rows: int = 10000
     """Convert MNIST into HDF5 shards under ``out``; returns {split: Prepared(list file, rows)}."""
     src = src or os.environ.get(ENV_VAR)
     if src is None:
-        src = download(os.path.join(out, "raw"), echo=echo)
+        src = download(os.path.join(out, "raw"), echo=echo, progress=progress)
     if not os.path.isdir(src):
         raise DataError(f"{src}: no such folder (expected the four MNIST IDX files)")
     out_lists = {}

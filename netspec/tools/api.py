@@ -26,13 +26,13 @@ def _spec(config, overrides=(), backend=None):
 
 
 def train(config, *, overrides=(), out_dir=None, resume=None, weights=None, log=print, on_step=None,
-          backend=None, force=False) -> Solver:
+          backend=None, force=False, on_progress=None) -> Solver:
     """Train a config (path, dict or NetSpec); returns the finished :class:`Solver`.  ``backend`` (a name,
     e.g. ``"numpy"``) overrides the config's ``backend:``; ``force`` moves aside an earlier run in the
     run folder (else a fresh run there is refused)."""
     spec = _spec(config, overrides, backend)
     solver = Solver(spec, out_dir=out_dir, resume=resume, weights=weights, log=log, force=force)
-    solver.on_step = on_step
+    solver.on_step, solver.on_progress = on_step, on_progress
     try:
         # overflow shows up as a non-finite loss, which the solver reports naming the layer
         with solver.be.compute_threads(), np.errstate(over="ignore", invalid="ignore"):
@@ -44,7 +44,8 @@ def train(config, *, overrides=(), out_dir=None, resume=None, weights=None, log=
     return solver
 
 
-def evaluate(config, weights: str, *, overrides=(), phase: str = "test", backend=None) -> tuple[dict, int]:
+def evaluate(config, weights: str, *, overrides=(), phase: str = "test", backend=None,
+             progress=None) -> tuple[dict, int]:
     """Run the ``phase`` net over one whole pass of its data with the snapshot's parameters.
 
     Returns ({statistic: mean}, number of examples)."""
@@ -55,7 +56,7 @@ def evaluate(config, weights: str, *, overrides=(), phase: str = "test", backend
     with Net(spec, phase) as net:
         load_params(net.params, load_snapshot(weights), strict=True)
         with net.ctx.backend.compute_threads():
-            return evaluate_net(net)
+            return evaluate_net(net, progress)
 
 
 __all__ = ["Net", "NetSpec", "Solver", "build_nets", "evaluate", "load_spec", "parse_spec", "read_statistics", "train"]

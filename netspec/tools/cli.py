@@ -196,47 +196,29 @@ def layers(layer_type):
 
 
 # ------------------------------------------------------------------------------------------------ train
-class Progress:
-    """A one-line progress bar on an interactive terminal (stderr); nothing when output is piped, where
-    the coffee breaks' log lines are the record."""
+class TrainingProgress:
+    """The training bar (iteration, elapsed, ETA, smoothed loss, epoch, images/s) and, during a validation
+    pass, a bar of its batches — on an interactive terminal of rank 0 only (tools/display.py)."""
 
-    def __init__(self, total: int):
-        from ..net.runner import launch_rank
-        self.root = launch_rank() == 0
-        self.total, self.tty = total, sys.stderr.isatty() and self.root
-        self.t0 = self.last = time.perf_counter()
-        self.start = None
-        self.shown = False
-
-    def log(self, msg: str):
-        self.clear()
-        if self.root:
-            click.echo(msg)
-
-    def clear(self):
-        if self.shown:
-            click.echo("\r\033[K", nl=False, err=True)
-            self.shown = False
+    def __init__(self, bar):
+        from .display import Tracker
+        self.train, self.validation = Tracker(bar, "train"), Tracker(bar, "validation")
+        self.last_t = self.last_it = None
 
     def step(self, solver):
-        self.total = solver.total_iterations or self.total
-        if not self.tty:
-            return
         now = time.perf_counter()
-        if self.start is None:
-            self.start, self.t0 = solver.iteration, now
-            return
-        if now - self.last < 0.25 and solver.iteration < self.total:
-            return
-        self.last = now
-        rate = (solver.iteration - self.start) / max(now - self.t0, 1e-9)
-        eta = (self.total - solver.iteration) / rate if rate > 0 else 0
-        frac = solver.iteration / max(self.total, 1)
-        bar = "#" * int(30 * frac)
-        click.echo(f"\r[{bar:<30}] {solver.iteration}/{self.total} loss {solver.loss_ema:.4f} "
-                   f"{rate * solver.train_net.batch_size:,.0f} img/s ETA {int(eta) // 60}:{int(eta) % 60:02d}\033[K",
-                   nl=False, err=True)
-        self.shown = True
+        if self.last_t is None:
+            self.last_t, self.last_it = now, solver.iteration
+        rate = (solver.iteration - self.last_it) * solver.train_net.batch_size / max(now - self.last_t, 1e-9)
+        if now - self.last_t > 2.0:
+            self.last_t, self.last_it = now, solver.iteration
+        detail = f"loss {solver.loss_ema:.4f}  epoch {solver.train_net.epoch}" + (f"  {rate:,.0f} img/s" if rate else "")
+        self.train.update(solver.iteration, solver.total_iterations, detail)
+
+    def other(self, what, done, total):
+        self.validation.update(done, total)
+        if done >= total:
+            self.validation.finish()
 
 
 @main.command()
@@ -266,13 +248,15 @@ def train(config, resume, weights, out, overrides, backend, force):
         raise click.UsageError("give --resume or --weights, not both")
     if resume and force:
         raise click.UsageError("give --resume or --force, not both")
+    from ..net.runner import launch_rank
+    from .display import progress, say
     spec = load_spec(config, with_backend(overrides, backend))
-    progress = Progress(spec.solver.max_iter or 0 if spec.solver else 0)
-    try:
-        solver = api_train(spec, out_dir=out, resume=resume, weights=weights, log=progress.log,
-                           on_step=progress.step, force=force)
-    finally:
-        progress.clear()
+    root = launch_rank() == 0
+    with progress(enabled=None if root else False) as bar:
+        shown = TrainingProgress(bar)
+        solver = api_train(spec, out_dir=out, resume=resume, weights=weights,
+                           log=(lambda m: say(bar, m)) if root else (lambda m: None), on_step=shown.step,
+                           force=force, on_progress=shown.other)
     if solver.stop_signal is not None:       # stopped early by Ctrl-C or SIGTERM, after its snapshot:
         sys.exit(128 + int(solver.stop_signal))   # 130 / 143, so `train && test` does not go on
 
@@ -296,9 +280,9 @@ def predict(config, input_path, weights, out, blobs, key, overrides, backend):
     model = load(config, weights, overrides=with_backend(overrides, backend))
     rows = read_input(input_path, model.spec, key)
     names = blobs.split(",") if blobs else [model.output]
-    with click.progressbar(length=len(rows), label="predict", file=sys.stderr,
-                           show_eta=True) as bar:
-        got = model.predict(rows, blobs=names, progress=lambda done, n: bar.update(done - bar.pos))
+    from .display import Tracker, progress
+    with progress() as bar:
+        got = model.predict(rows, blobs=names, progress=Tracker(bar, "predict").update)
     write_output(out, got)
     for name, a in got.items():
         click.echo(f"{out}: {name} {'×'.join(map(str, a.shape))}")
@@ -347,7 +331,10 @@ def test(config, weights, overrides, backend):
     from .api import evaluate
     from ..training.coffee import format_stat
 
-    stats, n = evaluate(config, weights, overrides=with_backend(overrides, backend))
+    from .display import Tracker, progress
+    with progress() as bar:
+        stats, n = evaluate(config, weights, overrides=with_backend(overrides, backend),
+                            progress=Tracker(bar, "test").update)
     echo_root(f"{weights}: {n} examples")
     for k, v in stats.items():
         echo_root(f"  {format_stat(k, v)}")
@@ -388,18 +375,15 @@ def data_mnist(src, out, shard_rows):
 
 def prepare_with_progress(preparer, source, out, **options):
     """Run a preparer of :mod:`netspec.datasets` with a progress bar per split on stderr; print the splits."""
-    bars = {}
+    from .display import Tracker, progress
+    with progress() as bar:
+        tasks = {}
 
-    def progress(split, done, total):
-        if split not in bars:
-            bars[split] = click.progressbar(length=total, label=f"{split:5s}", file=sys.stderr)
-            bars[split].__enter__()
-        bar = bars[split]
-        bar.update(done - bar.pos)
-        if done >= total:
-            bar.__exit__(None, None, None)
-
-    prepared = preparer.prepare(source, out, progress=progress, echo=lambda m: click.echo(m, err=True), **options)
+        def update(what, done, total):
+            if what not in tasks:
+                tasks[what] = Tracker(bar, what)
+            tasks[what].update(done, total)
+        prepared = preparer.prepare(source, out, progress=update, echo=lambda m: click.echo(m, err=True), **options)
     for split, (listing, rows) in prepared.items():
         click.echo(f"{split}: {listing} ({rows} examples)")
     return prepared

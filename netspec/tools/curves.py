@@ -35,21 +35,22 @@ def best_index(key: str, values: np.ndarray) -> int:
 
 
 def stats_lines(run: str) -> list[str]:
-    """Last and best value of each curve of a run."""
+    """Last and best value of each curve of a run, as a table."""
+    from .display import table
     curves = read_curves(statistics_file(run))
-    width = max((len(k) for k in curves), default=10)
-    lines = [f"{'curve':<{width}}  {'points':>6}  {'last':>12} {'at iter':>8}  {'best':>12} {'at iter':>8}"]
+    rows = []
     for key in sorted(curves):
         c = curves[key]
         if not len(c["value"]):
             continue
-        last = f"{len(c['value']):>6}  {c['value'][-1]:>12.6g} {int(c['iteration'][-1]):>8}"
+        last = [len(c["value"]), f"{c['value'][-1]:.6g}", int(c["iteration"][-1])]
         if key.startswith("test/") or key == "train/loss":
             b = best_index(key, c["value"])
-            lines.append(f"{key:<{width}}  {last}  {c['value'][b]:>12.6g} {int(c['iteration'][b]):>8}")
+            rows.append([key, *last, f"{c['value'][b]:.6g}", int(c["iteration"][b])])
         else:
-            lines.append(f"{key:<{width}}  {last}  {'-':>12} {'-':>8}")
-    return lines
+            rows.append([key, *last, "-", "-"])
+    return table(("curve", "points", "last", "at iter", "best", "at iter "), rows,
+                 right=("points", "last", "at iter", "best", "at iter ")).splitlines()
 
 
 def write_csv(run: str, out: str) -> int:

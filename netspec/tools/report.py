@@ -36,7 +36,8 @@ def settings(ls) -> str:
 
 def layer_table(net) -> str:
     """One row per layer: name, type, settings, bottoms -> tops with shapes, parameter count; then totals."""
-    rows = [("layer", "type", "settings", "bottoms -> tops", "params")]
+    from .display import table
+    rows = []
     for layer in net.layers:
         ls = layer.spec
         bots = ", ".join(f"{net.blobs[b].name} {fmt_shape(net.blobs[b].shape)}" for b in ls.bottoms)
@@ -53,13 +54,8 @@ def layer_table(net) -> str:
             wiring += f"  [{'; '.join(marks)}]"
         n = sum(p.size for p in layer.params)
         rows.append((ls.name, ls.type, settings(ls), wiring, f"{n:,}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = [f"{net.spec.name} — {net.phase} phase, batch {net.batch_size}"]
-    for k, r in enumerate(rows):
-        lines.append("  ".join(f"{c:<{w}}" if i < 4 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(r, widths)))
-                     .rstrip())
-        if k == 0:
-            lines.append("  ".join("-" * w for w in widths))
+    lines = [f"{net.spec.name} — {net.phase} phase, batch {net.batch_size}",
+             table(("layer", "type", "settings", "bottoms -> tops", "params"), rows, right=("params",))]
     n_params = net.param_count()
     data = sum(b.data.nbytes for b in _unique(net, "data"))
     diff = sum(b.diff.nbytes for b in _unique(net, "diff"))

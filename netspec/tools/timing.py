@@ -120,10 +120,11 @@ def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str | None = 
 
 def format_timing(res: dict, name: str) -> str:
     ms = 1e3
+    from .display import table
     lines = [f"{name}: {res['batch']} images per iteration, {res['replicas']} replica(s); per iteration, medians over blocks of {BLOCK} iterations",
-             f"{'layer':<14} {'type':<14} {'forward ms':>11} {'backward ms':>12} {'total ms':>9}"]
-    for lname, ltype, f, b in res["layers"]:
-        lines.append(f"{lname:<14} {ltype:<14} {f * ms:>11.3f} {b * ms:>12.3f} {(f + b) * ms:>9.3f}")
+             table(("layer", "type", "forward ms", "backward ms", "total ms"),
+                   [(lname, ltype, f"{f * ms:.3f}", f"{b * ms:.3f}", f"{(f + b) * ms:.3f}")
+                    for lname, ltype, f, b in res["layers"]], right=("forward ms", "backward ms", "total ms"))]
     lines.append("")
     lines.append(f"layers: forward {res['forward'] * ms:.2f} ms + backward {res['backward'] * ms:.2f} ms; "
                  f"gradient reduction, update and hand-offs {res['other'] * ms:.2f} ms")

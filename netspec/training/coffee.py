@@ -126,7 +126,8 @@ class ValidationPerformance(CoffeeBreak):
                                      "needs a test phase: mark a data layer 'phase: test'")])
 
     def enjoy(self, solver):
-        stats, n = evaluate_net(solver.test_net)
+        hook = solver.on_progress
+        stats, n = evaluate_net(solver.test_net, None if hook is None else lambda d, t: hook("validation", d, t))
         for k, v in stats.items():
             solver.record(f"test/{k}", v)
         solver.on_validation(stats)
@@ -212,13 +213,16 @@ def format_stat(key: str, value: float) -> str:
     return f"{key} = {value:.4%}" if key.endswith("accuracy") else f"{key} = {value:.6f}"
 
 
-def evaluate_net(net) -> tuple[dict, int]:
-    """Mean of every statistic of ``net`` over one pass of its data; returns (stats, examples)."""
+def evaluate_net(net, progress=None) -> tuple[dict, int]:
+    """Mean of every statistic of ``net`` over one pass of its data; returns (stats, examples).
+    ``progress(batches_done, batches)`` is told after each batch."""
     for layer in net.data_layers:
         layer.rewind()
     net.reset_statistics()
     src = net.data_layers[0]
     n_batches = src.batches_per_epoch
-    for _ in range(n_batches):
+    for k in range(n_batches):
         net.forward()
+        if progress is not None:
+            progress(k + 1, n_batches)
     return net.statistics(), src.epoch_size

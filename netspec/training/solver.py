@@ -78,6 +78,7 @@ class Solver:
         self.elapsed_before = 0.0        # wall-clock seconds of the run before this process resumed it
         self.best_due = None             # a keep_best snapshot asked for at this iteration
         self.on_step = None
+        self.on_progress = None          # on_progress(what, done, total) during long coffee breaks (validation)
         self._old_handlers = {}
         if resume is not None:
             if resume == "latest":
