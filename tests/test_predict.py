@@ -142,3 +142,16 @@ def test_save_and_load(tmp_path):
     np.testing.assert_array_equal(back.classes_, [0, 1, 2])
     with pytest.raises(ValueError, match="Estimator has no parameter 'lr'"):
         est.set_params(lr=0.1)
+
+
+def test_predict_prints_a_tiny_nets_answers_on_its_own_data(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    config = os.path.join(root, "configs", "or_gate.yaml")
+    assert run("train", config, "--out", tmp_path / "r").exit_code == 0
+    snap = sorted(n for n in os.listdir(tmp_path / "r") if n.startswith("snapshot-"))[-1]
+    res = run("predict", config, "--weights", tmp_path / "r" / snap)
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].endswith("(4×1):")
+    values = [float(v) for v in lines[1:5]]
+    assert values[0] < 0.1 and min(values[1:]) > 0.9          # the README's gallery row, from the command line

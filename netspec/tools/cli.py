@@ -264,9 +264,10 @@ def train(config, resume, weights, out, overrides, backend, force):
 # ------------------------------------------------------------------------------------------- predict
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.argument("input_path", metavar="[INPUT]", required=False, type=click.Path(dir_okay=False))
 @click.option("--weights", required=True, type=click.Path(dir_okay=False), help="snapshot to predict with")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="output: .h5, .npy or .csv")
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="output: .h5, .npy or .csv [default: print the rows]")
 @click.option("--blobs", default=None, help="comma-separated blobs to write [default: the blob the loss reads]")
 @click.option("--key", default=None, help="array (.npz) or dataset (HDF5) to read [default: the source's top]")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config value")
@@ -274,15 +275,22 @@ def train(config, resume, weights, out, overrides, backend, force):
 @friendly
 def predict(config, input_path, weights, out, blobs, key, overrides, backend):
     """Run the test-phase net of CONFIG with the snapshot's parameters on the rows of INPUT (.npy, .npz, an
-    HDF5 file or a list file of them) and write the chosen blobs to OUT."""
-    from .predict import load, read_input, write_output
+    HDF5 file or a list file of them; default: the config's own test-phase data) and write the chosen
+    blobs to OUT, or print them."""
+    from .predict import load, own_rows, read_input, write_output
 
     model = load(config, weights, overrides=with_backend(overrides, backend))
-    rows = read_input(input_path, model.spec, key)
+    rows = read_input(input_path, model.spec, key) if input_path else own_rows(model.spec)
     names = blobs.split(",") if blobs else [model.output]
     from .display import Tracker, progress
     with progress() as bar:
         got = model.predict(rows, blobs=names, progress=Tracker(bar, "predict").update)
+    if out is None:
+        for name, a in got.items():
+            click.echo(f"{name} ({'×'.join(map(str, a.shape))}):")
+            for row in a.reshape(len(a), -1):
+                click.echo("  " + " ".join(f"{v:.6g}" for v in row))
+        return
     write_output(out, got)
     for name, a in got.items():
         click.echo(f"{out}: {name} {'×'.join(map(str, a.shape))}")

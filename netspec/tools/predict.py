@@ -116,6 +116,16 @@ def load(config, weights: str, *, overrides=(), backend=None) -> Model:
 
 
 # ------------------------------------------------------------------------------------------ files
+def own_rows(spec: NetSpec) -> np.ndarray:
+    """The rows of the config's own test-phase source: a MemoryData table, or an HDF5Data list file."""
+    src = source_layer(spec)
+    top = src.tops[0]
+    if src.type == "MemoryData":
+        return np.asarray(src.params.data[top], np.float32)
+    if src.type == "HDF5Data":
+        from ..layers.data import resolve
+        return read_input(resolve(src.params.source, spec.base_dir), spec, top)
+    raise DataError(f"{src.where}: layers -> {src.name}: a {src.type} layer holds no rows; give INPUT")
 def read_input(path: str, spec: NetSpec, key: str | None = None) -> np.ndarray:
     """Rows to predict from ``.npy``, ``.npz`` (``key`` or its only/first array), an HDF5 file or a list
     file of HDF5 files (the dataset named like the source's first top)."""
