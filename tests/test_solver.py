@@ -206,3 +206,32 @@ def test_staged_policy_round_trips_through_to_plain():
     assert isinstance(s.solver.lr_policy, Staged)
     again = parse_spec(s.to_plain())
     assert again.to_plain() == s.to_plain()
+
+
+def test_gradient_clipping_scales_by_the_global_norm():
+    text = """
+seed: 1
+layers:
+  - {name: d, type: MemoryData, batch_size: 2, tops: [x, y], data: {x: [[1.0, 2.0], [3.0, -1.0]], y: [[10.0], [-20.0]]}}
+  - {name: ip, type: InnerProduct, output_dim: 1, weight_init: [[0.5, -0.5]], bias_init: 0.1, bottoms: [x], tops: [o]}
+  - {name: l, type: SquareLoss, bottoms: [o, y]}
+solver: {method: sgd, max_iter: 1, lr_policy: 1.0, clip_gradients: 0.5}
+"""
+    spec = parse_spec(text)
+    plain = Solver(parse_spec(text.replace(", clip_gradients: 0.5", "")), log=lambda m: None,
+                   runner=Runner(threads=1))
+    plain.onestep_solve()                                 # reference: the unclipped step
+    clipped = Solver(spec, log=lambda m: None, runner=Runner(threads=1))
+    w0 = [p.data.copy() for p in clipped.train_net.params]
+    clipped.onestep_solve()
+    g_plain = np.concatenate([(w - p.data).reshape(-1) for w, p in zip(w0, plain.train_net.params)])
+    g_clip = np.concatenate([(w - p.data).reshape(-1) for w, p in zip(w0, clipped.train_net.params)])
+    norm = np.linalg.norm(g_plain)
+    assert norm > 0.5 and clipped.grad_norm == pytest.approx(norm, rel=1e-5)
+    np.testing.assert_allclose(g_clip, g_plain * 0.5 / norm, rtol=1e-5)     # same direction, norm 0.5
+    assert "clip_gradients: 0.5" in yaml_of(spec)
+
+
+def yaml_of(spec):
+    import yaml
+    return yaml.safe_dump(spec.to_plain())

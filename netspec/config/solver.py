@@ -88,6 +88,8 @@ class SolverParams:
     regularization: str = param(choice("L2", "L1"), "L2", "L2 (adds λ·w to the gradient) or L1 (adds λ·sign(w))")
     loss_smoothing: float = param(number(lo=0, hi=1, hi_open=True), 0.9,
                                   "factor of the moving average shown as the smoothed loss")
+    clip_gradients: float | None = param(optional(number(lo=0, lo_open=True)), None,
+                                         "scale the gradient down when its global L2 norm exceeds this (Caffe)")
     options: MethodParams = None       # the method's own parameters (AdamParams, ...)
     lr_policy: object = None
     mom_policy: object = None
@@ -102,7 +104,7 @@ class SolverParams:
 
     def to_plain(self):
         out = {k: to_plain(getattr(self, k)) for k in ("method", "max_iter", "max_epoch", "regu_coef",
-                                                         "regularization", "loss_smoothing")
+                                                         "regularization", "loss_smoothing", "clip_gradients")
                if getattr(self, k) is not None}
         out.update(fields_plain(self.options))
         out["lr_policy"] = self.lr_policy.to_plain()

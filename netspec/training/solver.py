@@ -277,7 +277,14 @@ class Solver:
         epoch = net.epoch
         t0 = time.perf_counter()
         self._step = (self.lr_at(it), self.mom_at(it), it)
-        loss = net.step(self._update_part)          # forward, backward and update (if the loss is finite)
+        if self.sp.clip_gradients is None:
+            loss = net.step(self._update_part)      # forward, backward and update (if the loss is finite)
+        else:
+            loss = net.step()                       # the whole gradient first: its norm decides the scale
+            if math.isfinite(loss):
+                self._clip(self.sp.clip_gradients)
+                for k in range(len(self._chunks)):
+                    self._update_part(k)
         if not math.isfinite(loss):
             self._nonfinite(loss)
         self.iteration = it + 1
@@ -290,6 +297,17 @@ class Solver:
         self._coffee(epoch_started=net.epoch if net.epoch != epoch else None)
         if self.on_step is not None:
             self.on_step(self)
+
+    def _clip(self, limit: float) -> None:
+        """Caffe's clip_gradients: scale every gradient by limit / ‖g‖ when the global L2 norm ‖g‖ (over all
+        parameters, after the reduction) exceeds ``limit``; the norm goes to ``self.grad_norm``."""
+        flat = self.train_net.flat
+        if flat is None:
+            return
+        norm = math.sqrt(float(np.dot(flat.diff.astype(np.float64), flat.diff.astype(np.float64))))
+        self.grad_norm = norm
+        if norm > limit:
+            self.be.scale(flat.diff, limit / norm, flat.diff)
 
     def _update_part(self, k: int):
         lr, mom, it = self._step
