@@ -261,3 +261,12 @@ layers:
     with Net(s, runner=Runner(threads=2)) as net:
         assert len(net.replicas) == 1
         assert net.note == "layer 'r' changes the batch axis of 'z', so each batch runs in 1 thread instead of 2"
+
+
+def test_default_threads_share_the_host_unless_bound(monkeypatch):
+    from netspec.net import runner
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(runner, "usable_cores", lambda: 16)
+    assert runner.default_threads(4) == 4 and runner.default_threads(1) == 16
+    monkeypatch.setattr(runner, "usable_cores", lambda: 4)          # bound by the launcher to 4 cores
+    assert runner.default_threads(4) == 4

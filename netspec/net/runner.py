@@ -40,6 +40,13 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def default_threads(local_ranks: int) -> int:
+    """The cores this process may use — divided among the netspec processes on its host when it may use
+    all of them (no launcher bound it to its own cores)."""
+    cores, total = usable_cores(), os.cpu_count() or 1
+    return cores if cores < total else max(1, cores // max(1, local_ranks))
+
+
 # ------------------------------------------------------------------------------------------- processes
 class Reducer:
     """The process level of the reduction seam: one process, nothing to do.  :class:`MPIReducer` sums
@@ -223,7 +230,7 @@ class Runner:
     def __init__(self, threads: int | None = None, reducer: Reducer | None = None):
         self.reducer = reducer if reducer is not None else world()
         if threads is None:
-            threads = env_count("NETSPEC_THREADS") or max(1, usable_cores() // max(1, self.reducer.local_size))
+            threads = env_count("NETSPEC_THREADS") or default_threads(self.reducer.local_size)
         self.threads = max(1, int(threads))
 
     @property
