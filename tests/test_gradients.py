@@ -57,6 +57,11 @@ CASES = {
         ("train", {"ratio": 0.3}, lambda r: [r.standard_normal((4, 6))], {}),
         ("test", {"ratio": 0.5}, lambda r: [r.standard_normal((4, 6))], {"phase": "test"}),
     ],
+    "Embed": [
+        ("time-major-codes", {"input_dim": 5, "output_dim": 3, "weight_init": {"type": "gaussian", "std": 1}},
+         lambda r: [r.integers(0, 5, (4, 3)).astype(float)], {}),
+        ("repeated-codes", {"input_dim": 3, "output_dim": 2}, lambda r: [np.array([0.0, 2, 2, 0, 2])], {}),
+    ],
     "Softmax": [
         ("2d", {}, lambda r: [r.standard_normal((3, 5))], {}),
         ("spatial", {}, lambda r: [r.standard_normal((2, 4, 2, 3))], {}),
@@ -89,6 +94,7 @@ FORWARD_ONLY = {
     "HDF5Data": "tests/test_data_layers.py",
     "MemoryData": "tests/test_data_layers.py",
     "Input": "tests/test_predict.py",
+    "OneHot": "tests/test_embed.py",
 }
 
 

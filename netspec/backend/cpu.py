@@ -381,6 +381,30 @@ def counter_uniform(seed, key, count, row0, out):
             out[i, j] = np.float64(h >> np.uint64(40)) * (1.0 / 16777216.0)
 
 
+# ----------------------------------------------------------------------------------------- embeddings
+@njit(cache=True, nogil=True)
+def embed_forward(idx, w, y):
+    """``y[k] = w[idx[k]]`` for every index (flat ``idx``, ``y`` of shape (len(idx), D))."""
+    for k in range(idx.size):
+        y[k, :] = w[int(idx[k]), :]
+
+
+@njit(cache=True, nogil=True)
+def embed_backward(idx, dy, dw):
+    """``dw`` = the sum of ``dy[k]`` over the positions k of each index (``dw`` is overwritten)."""
+    dw[:, :] = 0.0
+    for k in range(idx.size):
+        dw[int(idx[k]), :] += dy[k, :]
+
+
+@njit(cache=True, nogil=True)
+def one_hot(idx, y):
+    """``y[k] = e_{idx[k]}`` (flat ``idx``, ``y`` of shape (len(idx), K))."""
+    y[:, :] = 0.0
+    for k in range(idx.size):
+        y[k, int(idx[k])] = 1.0
+
+
 # --------------------------------------------------------------------------------------- softmax family
 @njit(cache=True, nogil=True)
 def softmax_forward(x, y):
@@ -643,7 +667,7 @@ KERNEL_OPS = (
     "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward", "tanh_forward", "tanh_backward",
     "dropout_forward", "dropout_backward", "counter_uniform",
     "softmax_forward", "softmax_backward", "softmax_loss_forward", "softmax_loss_backward",
-    "count_correct", "first_bad_label",
+    "count_correct", "first_bad_label", "embed_forward", "embed_backward", "one_hot",
     "sgd_update", "nesterov_update", "adagrad_update", "rmsprop_update", "adadelta_update", "adam_update",
     "mirror_images", "pad_crop_images", "rotate_images",
 )

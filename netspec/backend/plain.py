@@ -189,6 +189,17 @@ class NumpyBackend(HostArrays):
             h = _mix64(r[:, None] + np.arange(out.shape[1], dtype=np.uint64)[None, :] * _GOLDEN)
         out[...] = (h >> np.uint64(40)).astype(np.float64) * (1.0 / 16777216.0)
 
+    # ------------------------------------------------------------------------------------ embeddings
+    def embed_forward(self, idx, w, y):
+        y[...] = w[idx.astype(np.int64)]
+
+    def embed_backward(self, idx, dy, dw):
+        dw[...] = 0
+        np.add.at(dw, idx.astype(np.int64), dy)
+
+    def one_hot(self, idx, y):
+        y[...] = np.eye(y.shape[1], dtype=y.dtype)[idx.astype(np.int64)]
+
     # -------------------------------------------------------------------------------- softmax family
     def softmax_forward(self, x, y):
         e = np.exp(x - x.max(axis=1, keepdims=True))

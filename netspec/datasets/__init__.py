@@ -47,7 +47,8 @@ def md5sum(path: str, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def write_shards(out_dir: str, split: str, arrays: dict, shard_rows: int = 10000, progress=None) -> Prepared:
+def write_shards(out_dir: str, split: str, arrays: dict, shard_rows: int = 10000, progress=None,
+                 attrs: dict | None = None) -> Prepared:
     """Write ``arrays`` (name -> array with rows on axis 0) as HDF5 shards; returns the list file and rows.
 
     ``progress(split, done, total)`` is called with the rows written so far after each shard."""
@@ -63,6 +64,8 @@ def write_shards(out_dir: str, split: str, arrays: dict, shard_rows: int = 10000
             for key, a in arrays.items():
                 part = a[start:stop]
                 f.create_dataset(key, data=part, chunks=(min(len(part), 1024),) + part.shape[1:])
+            for k, v in (attrs or {}).items():
+                f.attrs[k] = v
         os.replace(tmp, final)
         names.append(name)
         if progress is not None:

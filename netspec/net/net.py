@@ -275,6 +275,8 @@ class Net:
         sharded = len(self.replicas) > 1
         rows = replica.rows.stop - replica.rows.start
         axis = getattr(layer, "batch_axis", 0)
+        if axis is None:                     # the layer keeps its first bottom's batch axis (Embed, OneHot)
+            axis = self.axis.get(ls.bottoms[0], 0) if ls.bottoms else 0
         first = replica is self.replicas[0]
         tops = []
         for name, shape in zip(ls.tops, shapes):

@@ -381,7 +381,7 @@ def data_mnist(src, out, shard_rows):
     prepare_with_progress(mnist, src, out, shard_rows=shard_rows)
 
 
-def prepare_with_progress(preparer, source, out, **options):
+def prepare_with_progress(preparer, source, out, unit="examples", **options):
     """Run a preparer of :mod:`netspec.datasets` with a progress bar per split on stderr; print the splits."""
     from .display import Tracker, progress
     with progress() as bar:
@@ -393,7 +393,7 @@ def prepare_with_progress(preparer, source, out, **options):
             tasks[what].update(done, total)
         prepared = preparer.prepare(source, out, progress=update, echo=lambda m: click.echo(m, err=True), **options)
     for split, (listing, rows) in prepared.items():
-        click.echo(f"{split}: {listing} ({rows} examples)")
+        click.echo(f"{split}: {listing} ({rows} {unit})")
     return prepared
 
 
@@ -427,6 +427,22 @@ def data_arrays(source, out, split, labels, data_key, label_key, label_column, s
     prepare_with_progress(arrays, source, out, shard_rows=shard_rows, split=split, labels=labels,
                           data_key=data_key, label_key=label_key, label_column=label_column)
     click.echo(f"mean: {out}/mean.h5")
+
+
+@data.command("text")
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="output folder")
+@click.option("--val-fraction", default=0.1, show_default=True, type=click.FloatRange(0, 1, min_open=True,
+                                                                                       max_open=True),
+              help="the last part of the text kept for validation")
+@click.option("--shard-rows", default=1_000_000, show_default=True, type=click.IntRange(min=1),
+              help="characters per shard")
+@friendly
+def data_text(source, out, val_fraction, shard_rows):
+    """A text file -> OUT/vocab.json (every distinct character) and integer-coded HDF5 shards of the text,
+    OUT/{train,val}.txt (the last 10% is the validation split)."""
+    from ..datasets import text
+    prepare_with_progress(text, source, out, unit="characters", shard_rows=shard_rows, val_fraction=val_fraction)
 
 
 def run():  # pragma: no cover - ``python -m netspec``
