@@ -62,6 +62,21 @@ CASES = {
          lambda r: [r.integers(0, 5, (4, 3)).astype(float)], {}),
         ("repeated-codes", {"input_dim": 3, "output_dim": 2}, lambda r: [np.array([0.0, 2, 2, 0, 2])], {}),
     ],
+    "RNN": [
+        ("tanh-no-cont", {"output_dim": 3, "weight_init": {"type": "gaussian", "std": 0.5}, "bias_init": 0.1},
+         lambda r: [r.standard_normal((4, 2, 3))], {}),
+        ("relu-cont", {"output_dim": 2, "cell": "relu", "weight_init": {"type": "gaussian", "std": 0.7}},
+         lambda r: [distinct((3, 3, 2), r, 30), np.array([[0, 0, 0], [1, 0, 1], [1, 1, 0]], float)], {}),
+    ],
+    "LSTM": [
+        ("no-cont", {"output_dim": 3, "weight_init": {"type": "gaussian", "std": 0.5}, "bias_init": 0.1},
+         lambda r: [r.standard_normal((4, 2, 3))], {}),
+        ("cont-forget-bias", {"output_dim": 2, "forget_bias": 1.0, "weight_init": {"type": "gaussian", "std": 0.6}},
+         lambda r: [r.standard_normal((5, 3, 2)), np.array([[0, 0, 0], [1, 1, 0], [1, 0, 1], [0, 1, 1],
+                                                               [1, 1, 1]], float)], {}),
+        ("relu-cell", {"output_dim": 2, "cell": "relu", "weight_init": {"type": "gaussian", "std": 0.6},
+                       "bias_init": 0.2}, lambda r: [distinct((3, 2, 3), r, 40)], {}),
+    ],
     "Softmax": [
         ("2d", {}, lambda r: [r.standard_normal((3, 5))], {}),
         ("spatial", {}, lambda r: [r.standard_normal((2, 4, 2, 3))], {}),

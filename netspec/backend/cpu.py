@@ -20,7 +20,7 @@ from numba import njit
 
 from ..config import registry
 from ..config.env import env_count
-from .host import HostArrays
+from .host import HostArrays, HostRecurrent
 
 
 def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -674,7 +674,7 @@ KERNEL_OPS = (
 
 
 @registry.backends.register("cpu")
-class CPUBackend(HostArrays):
+class CPUBackend(HostRecurrent, HostArrays):
     """The ``cpu`` backend.  ``kernels`` is where the kernels are looked up — this module, or a wrapper
     that times every call (``netspec time``)."""
 

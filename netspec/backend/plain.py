@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import registry
-from .host import HostArrays
+from .host import HostArrays, HostRecurrent
 
 
 def im2col(x, kh, kw, sh, sw, ph, pw, oh, ow):
@@ -74,7 +74,7 @@ def _mix64(z):
 
 
 @registry.backends.register("numpy")
-class NumpyBackend(HostArrays):
+class NumpyBackend(HostRecurrent, HostArrays):
     name = "numpy"
 
     # ----------------------------------------------------------------------------------- convolution

@@ -424,8 +424,13 @@ class Net:
 
     # -------------------------------------------------------------------------------------- statistics
     def reset_statistics(self):
+        """Start a pass: statistics to zero, and carried state (recurrent layers) back to its start."""
         for layer in self._stat_layers:
             layer.reset_statistics()
+        for r in self.replicas:
+            for layer in r.layers:
+                if hasattr(layer, "reset_state"):
+                    layer.reset_state()
 
     def statistics(self) -> dict:
         """Mean of every loss and statistic over all rows counted since :meth:`reset_statistics`, over every
@@ -446,8 +451,15 @@ class Net:
     # ------------------------------------------------------------------------------------------- state
     def state(self) -> dict:
         """Everything of this net a snapshot must keep beyond the parameters: each layer's ``state()`` (data
-        cursors, running statistics, carried state) and the random stream's counter."""
+        cursors, running statistics, carried state) and the random stream's counter.  A layer whose state has
+        a row per example (``state_rows``: a recurrent layer's carried state) gives the rows of the whole
+        global batch, gathered over replicas and processes."""
         layers = {layer.name: st for layer in self.layers if (st := layer.state())}
+        for i, ref in enumerate(self.replicas[0].layers):
+            if getattr(ref, "state_rows", False) and ref.name in layers:
+                parts = [r.layers[i].state() for r in self.replicas]
+                layers[ref.name] = {k: self.reducer.gather_rows(np.concatenate([p[k] for p in parts]))
+                                    for k in parts[0]}
         return {"layers": layers, "random": self.stream.state()}
 
     def set_state(self, state: dict) -> None:
@@ -460,10 +472,16 @@ class Net:
         for layer in self.data_layers:
             if layer.name in stored:
                 layer.set_state(stored[layer.name])
+        start = self.process_rows.start or 0
         for replica in self.replicas:
             for layer in replica.layers:
-                if layer.name in stored:
-                    layer.set_state(stored[layer.name])
+                if layer.name not in stored:
+                    continue
+                st = stored[layer.name]
+                if getattr(layer, "state_rows", False):      # this replica's rows of the global batch
+                    lo, hi = start + replica.rows.start, start + replica.rows.stop
+                    st = {k: np.asarray(v)[lo:hi] for k, v in st.items()}
+                layer.set_state(st)
         self.stream.set_state(state["random"])
 
     # ------------------------------------------------------------------------------------------- info

@@ -75,6 +75,10 @@ class Reducer:
     def barrier(self) -> None:
         pass
 
+    def gather_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Every process's ``rows`` stacked in rank order (axis 0): the global batch's rows."""
+        return rows
+
     def abort(self, code: int = 1) -> None:
         raise SystemExit(code)
 
@@ -107,6 +111,9 @@ class MPIReducer(Reducer):
 
     def barrier(self):
         self.comm.Barrier()
+
+    def gather_rows(self, rows):
+        return np.concatenate(self.comm.allgather(np.ascontiguousarray(rows)))
 
     def abort(self, code=1):
         self.comm.Abort(code)
