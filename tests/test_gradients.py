@@ -43,6 +43,7 @@ CASES = {
         ("mean-overlap", {"kernel": [2, 3], "stride": 1, "method": "mean"}, lambda r: [r.standard_normal((1, 2, 4, 5))], {}),
     ],
     "InnerProduct": [
+        ("time-major-axis-2", {"output_dim": 3, "axis": 2}, lambda r: [r.standard_normal((3, 2, 4))], {}),
         ("flatten-4d", {"output_dim": 4}, lambda r: [r.standard_normal((3, 2, 2, 2))], {}),
         ("relu", {"output_dim": 5, "neuron": "relu", "bias_init": 0.1}, lambda r: [distinct((4, 6), r)], {}),
         ("tanh-no-bias", {"output_dim": 3, "neuron": "tanh", "bias": False}, lambda r: [r.standard_normal((2, 5))], {}),
@@ -82,6 +83,7 @@ CASES = {
         ("spatial", {}, lambda r: [r.standard_normal((2, 4, 2, 3))], {}),
     ],
     "SoftmaxLoss": [
+        ("time-major-axis-2", {"axis": 2}, lambda r: [r.standard_normal((3, 2, 4)), labels((3, 2), 4, r)], {}),
         ("2d", {}, lambda r: [r.standard_normal((5, 4)), labels((5,), 4, r)], {}),
         ("spatial-weighted", {"weight": 0.7}, lambda r: [r.standard_normal((2, 3, 2, 2)), labels((2, 2, 2), 3, r)], {}),
     ],

@@ -167,6 +167,17 @@ class Layer:
     def alloc(self, shape, dtype=None) -> np.ndarray:
         return self.be.zeros(tuple(int(s) for s in shape), dtype or self.dtype)
 
+    @property
+    def local_rows(self) -> int | None:
+        """Examples this replica computes (None outside a net, e.g. a layer built by make_layer)."""
+        r = self.ctx.rows
+        return None if r.stop is None else r.stop - (r.start or 0)
+
+    def contiguous_buffer(self, blob):
+        """A buffer of ``blob``'s shape when ``blob`` is a strided view (a replica's rows of a time-major
+        blob), to compute in and copy through; None when the blob can be used as it is."""
+        return None if blob.data.flags.c_contiguous else self.alloc(blob.shape)
+
 
 # ------------------------------------------------------------------------------------------------ neurons
 def neuron_name(v):

@@ -14,8 +14,7 @@ import math
 
 from ..config import registry
 from ..config.errors import DataError
-from ..config.fields import choice, number, param
-from .activation import as_ncs
+from ..config.fields import choice, integer, number, param
 from .base import Layer, fmt_shape
 
 
@@ -37,18 +36,27 @@ class _Accumulating(Layer):
         return self.ctx.valid_rows(self.bottoms[0].num)
 
 
-def _check_labels(layer, pred, label):
-    n, c = pred.shape[0], pred.shape[1]
-    s = math.prod(pred.shape[2:])
-    if label.shape[0] != n or label.data.size != n * s:
+def _check_labels(layer, pred, label, axis: int = 1):
+    """(outer, classes, inner) of ``pred`` seen around its class ``axis``; one label per outer×inner place."""
+    if pred.data.ndim <= axis:
+        raise layer.shape_error(f"bottom '{pred.name}' has shape {fmt_shape(pred.shape)}; no class axis {axis}")
+    n, c = math.prod(pred.shape[:axis]), pred.shape[axis]
+    s = math.prod(pred.shape[axis + 1:])
+    if label.data.size != n * s or (axis == 1 and label.shape[0] != n):
         raise layer.shape_error(f"bottom '{label.name}' has shape {fmt_shape(label.shape)}; expected one label per "
                                 f"row{' and position' if s > 1 else ''} of '{pred.name}' {fmt_shape(pred.shape)} "
                                 f"(N={n}{f', {s} positions' if s > 1 else ''})")
     return n, c, s
 
 
-def _labels_or_raise(layer, label, n_class, n, s):
-    lab = label.data.reshape(n, s)
+def _per_example(layer, n: int, s: int) -> tuple[int, int]:
+    """(examples in this replica, places per example): a loss divides by the global examples × places."""
+    rows = layer.local_rows or n
+    return rows, max(1, n * s // rows)
+
+
+def _labels_or_raise(layer, label, n_class, n, s, data=None):
+    lab = (label.data if data is None else data).reshape(n, s)
     bad = layer.be.first_bad_label(lab, n_class)
     if bad >= 0:
         value = float(layer.be.to_host(lab).reshape(-1)[bad])
@@ -62,13 +70,18 @@ class LossParams:
     weight: float = param(number(), 1.0, "multiplier of this loss in the objective (Caffe: loss_weight)")
 
 
+@dataclass(frozen=True)
+class SoftmaxLossParams(LossParams):
+    axis: int = param(integer(lo=1), 1, "the class axis (Caffe: axis); 2 for T×N×V sequence scores")
+
+
 @registry.layers.register("SoftmaxLoss")
 class SoftmaxLossLayer(_Accumulating):
     """loss = mean over the batch (and spatial positions) of −log softmax(x)[label]; labels 0..K−1.
 
     Fused: forward keeps the probabilities, backward is weight · (p − onehot) / (N·S)."""
 
-    Params = LossParams
+    Params = SoftmaxLossParams
     n_bottoms = (2, 2)
     n_tops = (0, 0)
     has_loss = True
@@ -79,28 +92,48 @@ class SoftmaxLossLayer(_Accumulating):
         pred, label = bottoms
         if pred.data.ndim < 2:
             raise self.shape_error(f"bottom '{pred.name}' has shape {fmt_shape(pred.shape)}, expected N×K scores")
-        n, c, s = _check_labels(self, pred, label)
+        n, c, s = _check_labels(self, pred, label, self.p.axis)
         self.dims = (n, c, s)
+        self.rows, self.places = _per_example(self, n, s)
         self.prob = self.alloc((n, c, s))
         self.losses = self.alloc((n, s))
+        self.x_buf = self.contiguous_buffer(pred)        # a strided replica view is copied in (and out)
+        self.lab_buf = self.contiguous_buffer(label)
         self.reset_statistics()
         return []
 
+    def _labels(self):
+        n, c, s = self.dims
+        label = self.bottoms[1]
+        if self.lab_buf is not None:
+            self.be.copy(label.data, self.lab_buf)
+            return _labels_or_raise(self, label, c, n, s, self.lab_buf)
+        return _labels_or_raise(self, label, c, n, s)
+
     def forward(self):
         n, c, s = self.dims
-        lab = _labels_or_raise(self, self.bottoms[1], c, n, s)
-        self.be.softmax_loss_forward(as_ncs(self.bottoms[0].data), lab, self.prob, self.losses)
-        self.loss = self.be.total(self.losses) / (self.ctx.norm_rows(n) * s)
-        k = self.valid_rows()
-        self.acc_sum += self.be.total(self.losses[:k]) / s
+        lab = self._labels()
+        x = self.bottoms[0].data
+        if self.x_buf is not None:
+            self.be.copy(x, self.x_buf)
+            x = self.x_buf
+        self.be.softmax_loss_forward(x.reshape(n, c, s), lab, self.prob, self.losses)
+        norm = self.ctx.norm_rows(self.rows) * self.places
+        self.loss = self.be.total(self.losses) / norm
+        k = self.ctx.valid_rows(self.rows)
+        total = self.be.total(self.losses) if k == self.rows else self.be.total(self.losses[:k])
+        self.acc_sum += total / self.places
         self.acc_count += k
 
     def backward(self):
         if self.propagate_down[0]:
             n, c, s = self.dims
-            lab = self.bottoms[1].data.reshape(n, s)
-            scale = self.p.weight / (self.ctx.norm_rows(n) * s)
-            self.be.softmax_loss_backward(self.prob, lab, scale, as_ncs(self.bottoms[0].diff))
+            lab = self._labels()
+            scale = self.p.weight / (self.ctx.norm_rows(self.rows) * self.places)
+            dx = self.bottoms[0].diff if self.x_buf is None else self.x_buf
+            self.be.softmax_loss_backward(self.prob, lab, scale, dx.reshape(n, c, s))
+            if self.x_buf is not None:
+                self.be.copy(self.x_buf, self.bottoms[0].diff)
 
 
 @dataclass(frozen=True)
@@ -157,7 +190,7 @@ class SquareLossLayer(_Accumulating):
 
 @dataclass(frozen=True)
 class AccuracyParams:
-    pass
+    axis: int = param(integer(lo=1), 1, "the class axis (Caffe: axis); 2 for T×N×V sequence scores")
 
 
 @registry.layers.register("Accuracy")
@@ -177,19 +210,30 @@ class AccuracyLayer(_Accumulating):
         pred, label = bottoms
         if pred.data.ndim < 2:
             raise self.shape_error(f"bottom '{pred.name}' has shape {fmt_shape(pred.shape)}, expected N×K scores")
-        self.dims = _check_labels(self, pred, label)
+        self.dims = _check_labels(self, pred, label, self.p.axis)
+        n, c, s = self.dims
+        self.rows, self.places = _per_example(self, n, s)
+        self.x_buf = self.contiguous_buffer(pred)
+        self.lab_buf = self.contiguous_buffer(label)
         self.reset_statistics()
         return [(1,)]
 
     def forward(self):
         n, c, s = self.dims
-        lab = _labels_or_raise(self, self.bottoms[1], c, n, s)
-        k = self.valid_rows()
-        hits = self.be.count_correct(as_ncs(self.bottoms[0].data), lab, k)
-        self.acc_sum += hits / s
+        label, x = self.bottoms[1], self.bottoms[0].data
+        if self.lab_buf is not None:
+            self.be.copy(label.data, self.lab_buf)
+        lab = _labels_or_raise(self, label, c, n, s, self.lab_buf)
+        if self.x_buf is not None:
+            self.be.copy(x, self.x_buf)
+            x = self.x_buf
+        k = self.ctx.valid_rows(self.rows)
+        count = n if k == self.rows else k            # the valid rows of an N-first blob, else all places
+        hits = self.be.count_correct(x.reshape(n, c, s), lab, count)
+        self.acc_sum += hits * self.rows / (n * s) if k == self.rows else hits / s
         self.acc_count += k
         if self.tops:
-            self.be.fill(self.tops[0].data, hits / (k * s))
+            self.be.fill(self.tops[0].data, hits / (count * s))
 
     def backward(self):
         pass
