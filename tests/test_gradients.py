@@ -112,6 +112,7 @@ FORWARD_ONLY = {
     "MemoryData": "tests/test_data_layers.py",
     "Input": "tests/test_predict.py",
     "OneHot": "tests/test_embed.py",
+    "SequenceData": "tests/test_sequence.py",
 }
 
 

@@ -70,7 +70,7 @@ def test_the_kernels_know_no_layers():
 # numpy in a layer only for host-side bookkeeping: random orders and draws, index ranges, the user's arrays,
 # HDF5 read buffers, dtypes; every computation on a blob goes through the backend
 HOST_NUMPY = {"random", "arange", "asarray", "ascontiguousarray", "zeros", "s_", "ndarray", "float32", "float64",
-              "int64", "int32", "bool_", "dtype", "deg2rad"}
+              "int64", "int32", "bool_", "dtype", "deg2rad", "concatenate"}      # concatenate: file parts
 
 
 def numpy_attributes(path):

@@ -156,6 +156,8 @@ def test_every_layer_types_state_round_trips_through_a_snapshot(tmp_path, ltype)
             layers["HDF5Data"] = (f"{{name: x, type: HDF5Data, source: {tmp_path / 'l.txt'}, batch_size: 3, "
                                   "chunk_rows: 4, shuffle: true, tops: [d, y]}")
             text = f"layers:\n  - {layers[ltype]}\n"
+        elif ltype == "SequenceData":
+            text = "layers:\n  - {name: x, type: SequenceData, text: abcabcabcabc, batch_size: 2, seq_len: 2, tops: [c, t]}\n"
         elif ltype == "OneHot":
             text = ("layers:\n  - {name: x, type: MemoryData, batch_size: 2, tops: [c], data: {c: [[1], [0], [2]]}}\n"
                     "  - {name: h, type: OneHot, n_class: 3, bottoms: [c]}\n")

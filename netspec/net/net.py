@@ -201,12 +201,14 @@ class Net:
                 self.data_layers.append(layer)
                 layer.bottoms = []
                 shapes = layer.setup([])
-                layer.tops = [self._new_blob(name, shape, 0) for name, shape in zip(ls.tops, shapes)]
+                axis = getattr(layer, "batch_axis", 0) or 0      # a sequence source is time-major (axis 1)
+                layer.tops = [self._new_blob(name, shape, axis) for name, shape in zip(ls.tops, shapes)]
         self._source_blobs = dict(self.blobs)
 
     def _local_rows(self) -> int:
         if self.data_layers and self.data_layers[0].tops:
-            return self.data_layers[0].tops[0].shape[0]
+            top = self.data_layers[0].tops[0]
+            return top.shape[self.axis[top.name]]
         return 0
 
     def _reset_replicas(self):
