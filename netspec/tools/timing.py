@@ -77,7 +77,7 @@ def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str | None = 
     train, test = build_nets(spec, backend=backend)
     if test is not None:
         test.close()
-    solver = Solver(spec, nets=(train, None), out_dir=out_dir, log=lambda m: None)
+    solver = Solver(spec.replace(coffee_breaks=()), nets=(train, None), out_dir=out_dir, log=lambda m: None)
     solver.coffee_breaks = []             # time the training step alone
     layer_acc = collections.Counter()
     for layer in train.layers:
