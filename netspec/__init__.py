@@ -17,7 +17,7 @@ _PUBLIC = {
     "NetSpec": "netspec.config.spec", "load_spec": "netspec.config.spec", "parse_spec": "netspec.config.spec",
     "Solver": "netspec.training.solver", "read_statistics": "netspec.training.lounge",
     "train": "netspec.tools.api", "evaluate": "netspec.tools.api",
-    "Estimator": "netspec.tools.estimator", "check_gradient": "netspec.testing", "load": "netspec.tools.predict",
+    "Estimator": "netspec.tools.estimator", "check_gradient": "netspec.testing", "load": "netspec.tools.predict", "sample": "netspec.tools.sample",
     "NetspecError": "netspec.config.errors", "SpecError": "netspec.config.errors",
     "ShapeError": "netspec.config.errors", "DataError": "netspec.config.errors",
     "SnapshotError": "netspec.config.errors", "TrainingError": "netspec.config.errors",

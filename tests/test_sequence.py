@@ -104,3 +104,26 @@ def test_a_character_model_resumes_mid_epoch_bit_exactly(tmp_path, monkeypatch, 
         np.testing.assert_array_equal(p.data, q.data, err_msg=p.key)
     curves = netspec.read_statistics(str(tmp_path / "a" / "statistics.h5"))["train/loss"][1]
     assert curves[-1] < curves[0]                                                  # it learns
+
+
+def test_sampling_is_reproducible_by_seed_and_starts_from_the_prime(tmp_path):
+    from click.testing import CliRunner
+
+    from netspec.tools.cli import main
+    (tmp_path / "char.yaml").write_text(CHAR.replace("{type: Snapshot, every_n_iter: 8}",
+                                                     "{type: Snapshot, every_n_iter: 8}, {type: Sample, every_n_iter: 24, "
+                                                     "length: 30, prime: the}"))
+    log = []
+    netspec.train(str(tmp_path / "char.yaml"), out_dir=str(tmp_path / "r"), log=log.append)
+    shown = [m for m in log if m.startswith("sample at iter 24:\nthe")]
+    assert len(shown) == 1 and len(shown[0].split("\n", 1)[1]) == 33
+    snap = str(tmp_path / "r" / "snapshot-24.h5")
+    a = netspec.sample(str(tmp_path / "char.yaml"), snap, length=40, prime="the ", seed=5, temperature=0.8)
+    b = netspec.sample(str(tmp_path / "char.yaml"), snap, length=40, prime="the ", seed=5, temperature=0.8)
+    c = netspec.sample(str(tmp_path / "char.yaml"), snap, length=40, prime="the ", seed=6, temperature=0.8)
+    assert a == b and a != c and a.startswith("the ") and len(a) == 44 and set(a) <= set(TEXT)
+    res = CliRunner().invoke(main, ["sample", str(tmp_path / "char.yaml"), "--weights", snap, "--length", "40",
+                                    "--prime", "the ", "--seed", "5", "--temperature", "0.8"])
+    assert res.exit_code == 0 and res.output.rstrip("\n") == a
+    res = CliRunner().invoke(main, ["sample", str(tmp_path / "char.yaml"), "--weights", snap, "--prime", "THE"])
+    assert res.exit_code == 1 and "error: prime: characters 'EHT' are not in the model's vocabulary" in res.output

@@ -86,6 +86,18 @@ class ValidationPerformance(Schedule):
     statistic as ``test/<layer>/<name>`` (e.g. ``test/accuracy/accuracy``)."""
 
 
+@registry.coffee_breaks.register("Sample")
+@dataclass(frozen=True, kw_only=True)
+class Sample(Schedule):
+    """Prints text drawn from a character model (Flux's evaluation callback), with the parameters of the
+    moment: ``length`` characters after ``prime`` at ``temperature``, from ``seed``."""
+
+    length: int = param(integer(lo=1), 200, "characters to draw")
+    temperature: float = param(number(lo=0, lo_open=True), 1.0, "below 1 safer, above 1 more surprising")
+    prime: str = param(string(), "", "text to start from")
+    seed: int = param(integer(lo=0), 0, "the draws' seed")
+
+
 @registry.coffee_breaks.register("TensorBoard")
 @dataclass(frozen=True, kw_only=True)
 class TensorBoard:

@@ -80,6 +80,14 @@ class NetSpec:
         """A copy with some fields changed (a spec is frozen): ``spec.replace(coffee_breaks=())``."""
         return dataclasses.replace(self, **changes)
 
+    def output_blob(self) -> str:
+        """The net's output: the blob a loss (else a statistic) reads first; else the last layer's top."""
+        for kind in ("has_loss", "has_stats"):
+            for ls in self.layers:
+                if getattr(ls.cls, kind) and ls.bottoms:
+                    return ls.bottoms[0]
+        return [ls for ls in self.layers if ls.tops][-1].tops[0]
+
     def with_layer(self, name: str, **params) -> "NetSpec":
         """A copy in which layer ``name`` has some parameters changed, e.g. numpy arrays for a MemoryData:
         ``spec.with_layer("data", data={"data": X, "label": y})``."""

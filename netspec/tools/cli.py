@@ -296,6 +296,25 @@ def predict(config, input_path, weights, out, blobs, key, overrides, backend):
         click.echo(f"{out}: {name} {'×'.join(map(str, a.shape))}")
 
 
+@main.command("sample")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--weights", required=True, type=click.Path(dir_okay=False), help="snapshot of the model")
+@click.option("--length", default=500, show_default=True, type=click.IntRange(min=0), help="characters to draw")
+@click.option("--temperature", default=1.0, show_default=True, type=click.FloatRange(0, min_open=True),
+              help="below 1: safer text; above 1: more surprising")
+@click.option("--prime", default="", help="text to start from (fed to the model first)")
+@click.option("--seed", default=0, show_default=True, type=int, help="the same seed gives the same text")
+@click.option("--argmax", is_flag=True, help="always the most likely character (no drawing)")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config value")
+@friendly
+def sample_cmd(config, weights, length, temperature, prime, seed, argmax, overrides):
+    """Draw text from the character model of CONFIG with the snapshot's parameters (T = 1, N = 1, each drawn
+    character fed back)."""
+    from .sample import sample
+    click.echo(sample(config, weights, length=length, temperature=temperature, prime=prime, seed=seed,
+                      argmax=argmax, overrides=overrides))
+
+
 # --------------------------------------------------------------------------------------------- curves
 @main.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))

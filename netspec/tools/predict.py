@@ -30,15 +30,6 @@ def source_layer(spec: NetSpec):
     return sources[0]
 
 
-def output_blob(spec: NetSpec) -> str:
-    """The blob a loss (else a statistic) reads first — the net's output; else the last layer's top."""
-    for kind in ("has_loss", "has_stats"):
-        for ls in spec.layers:
-            if getattr(ls.cls, kind) and ls.bottoms:
-                return ls.bottoms[0]
-    return [ls for ls in spec.layers if ls.tops][-1].tops[0]
-
-
 def prediction_spec(spec: NetSpec, rows: np.ndarray, batch: int) -> NetSpec:
     """The spec of the test-phase net over ``rows``: the source becomes a MemoryData of them."""
     src = source_layer(spec)
@@ -97,7 +88,7 @@ class Model:
         self.weights = weights
         from ..training.snapshot import load
         load(weights)                                  # refuse a damaged snapshot now, not at the first call
-        self.output = output_blob(self.spec)
+        self.output = self.spec.output_blob()
         self.input = source_layer(self.spec).tops[0]
 
     def predict(self, X, blobs=None, progress=None):

@@ -164,6 +164,17 @@ class EarlyStopping(CoffeeBreak):
         self.waited = int(state["waited"])
 
 
+class Sample(CoffeeBreak):
+    def enjoy(self, solver):
+        if not solver.is_root:
+            return
+        from .sampling import generate
+        p = self.params
+        text = generate(solver.spec, shared=solver.train_net.shared, length=p.length, temperature=p.temperature,
+                        prime=p.prime, seed=p.seed)
+        solver.log(f"sample at iter {solver.iteration}:\n{text}")
+
+
 class TensorBoard(CoffeeBreak):
     def init(self, solver):
         self.writer, self.written = None, {}
@@ -200,7 +211,7 @@ class TensorBoard(CoffeeBreak):
 
 RUNTIME = {schema.TrainingSummary: TrainingSummary, schema.Snapshot: Snapshot,
            schema.ValidationPerformance: ValidationPerformance, schema.EarlyStopping: EarlyStopping,
-           schema.TensorBoard: TensorBoard}
+           schema.TensorBoard: TensorBoard, schema.Sample: Sample}
 
 
 def make_coffee_break(params) -> CoffeeBreak:
