@@ -81,9 +81,12 @@ CASES = {
     "Softmax": [
         ("2d", {}, lambda r: [r.standard_normal((3, 5))], {}),
         ("spatial", {}, lambda r: [r.standard_normal((2, 4, 2, 3))], {}),
+        ("time-major-axis-2", {"axis": 2}, lambda r: [r.standard_normal((3, 2, 4))], {}),
     ],
     "SoftmaxLoss": [
         ("time-major-axis-2", {"axis": 2}, lambda r: [r.standard_normal((3, 2, 4)), labels((3, 2), 4, r)], {}),
+        ("ignore-label", {"axis": 2, "ignore_label": -1},
+         lambda r: [r.standard_normal((3, 2, 4)), np.array([[0, -1], [3, 1], [-1, 2]], float)], {}),
         ("2d", {}, lambda r: [r.standard_normal((5, 4)), labels((5,), 4, r)], {}),
         ("spatial-weighted", {"weight": 0.7}, lambda r: [r.standard_normal((2, 3, 2, 2)), labels((2, 2, 2), 3, r)], {}),
     ],

@@ -127,3 +127,22 @@ def test_sampling_is_reproducible_by_seed_and_starts_from_the_prime(tmp_path):
     assert res.exit_code == 0 and res.output.rstrip("\n") == a
     res = CliRunner().invoke(main, ["sample", str(tmp_path / "char.yaml"), "--weights", snap, "--prime", "THE"])
     assert res.exit_code == 1 and "error: prime: characters 'EHT' are not in the model's vocabulary" in res.output
+
+
+def test_ignored_labels_count_for_nothing_and_per_symbol_figures():
+    import math
+
+    from netspec.testing import make_layer
+    r = np.random.default_rng(0)
+    x = r.standard_normal((3, 2, 4))
+    lab = np.array([[0, -1], [3, 1], [-1, 2]], float)
+    layer = make_layer("SoftmaxLoss", {"axis": 2, "ignore_label": -1, "per_symbol": True}, [x, lab])
+    layer.forward()
+    z = x - x.max(-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    keep = lab != -1
+    want = -sum(logp[t, n, int(lab[t, n])] for t in range(3) for n in range(2) if keep[t, n]) / 6
+    assert layer.loss == pytest.approx(want, rel=1e-9)
+    stats = layer.derived_statistics({"softmaxloss/loss": 1.5})
+    assert stats == {"softmaxloss/bits": pytest.approx(1.5 / math.log(2)),
+                     "softmaxloss/perplexity": pytest.approx(math.exp(1.5))}

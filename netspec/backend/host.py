@@ -39,6 +39,10 @@ class HostArrays:
     def scale(self, a, c, out):
         np.multiply(a, c, out=out)
 
+    def not_equal(self, a, value, out):
+        """``out = 1.0`` where ``a != value``, else 0.0."""
+        np.not_equal(a, value, out=out, casting="unsafe")
+
     def total(self, a) -> float:
         return float(a.sum())
 

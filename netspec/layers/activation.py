@@ -4,11 +4,12 @@ All of them may run in place (``tops == bottoms``): their backward needs only th
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..config import registry
-from ..config.fields import number, param
-from .base import Layer, name_key
+from ..config.fields import integer, number, param
+from .base import Layer, fmt_shape, name_key
 
 
 # ---------------------------------------------------------------------------------------------- neurons
@@ -127,27 +128,52 @@ class DropoutLayer(Layer):
 
 
 # ---------------------------------------------------------------------------------------------- softmax
-def as_ncs(a):
-    """View (N, C, ...) as (N, C, S) with S the product of the remaining axes (1 for a 2-D blob)."""
-    return a.reshape(a.shape[0], a.shape[1], -1)
+@dataclass(frozen=True)
+class SoftmaxParams:
+    axis: int = param(integer(lo=1), 1, "the class axis (Caffe: axis); 2 for T×N×V sequence scores")
 
 
 @registry.layers.register("Softmax")
 class SoftmaxLayer(Layer):
-    """Softmax over the channel axis (axis 1), independently at every spatial position."""
+    """Softmax over the class axis (``axis``, default 1), independently at every other position."""
 
-    Params = NoParams
+    Params = SoftmaxParams
+    batch_axis = None
 
     def setup(self, bottoms):
         self.bottoms = bottoms
-        if bottoms[0].data.ndim < 2:
-            raise self.shape_error(f"bottom '{bottoms[0].name}' must have at least 2 axes (N, C, ...)")
-        return [bottoms[0].shape]
+        shape = bottoms[0].shape
+        if len(shape) <= self.p.axis:
+            raise self.shape_error(f"bottom '{bottoms[0].name}' {fmt_shape(shape)} has no class axis {self.p.axis}")
+        a = self.p.axis
+        self.view = (math.prod(shape[:a]), shape[a], math.prod(shape[a + 1:]))
+        self.x_buf = self.contiguous_buffer(bottoms[0])          # a strided replica view: computed aside
+        self.y_buf = self.alloc(shape) if self.x_buf is not None else None
+        self.alloc_like_dy = self.alloc(shape) if self.x_buf is not None else None
+        return [shape]
+
+    def _in(self, a, buf):
+        if buf is None:
+            return a.reshape(self.view)
+        self.be.copy(a, buf)
+        return buf.reshape(self.view)
 
     def forward(self):
-        self.be.softmax_forward(as_ncs(self.bottoms[0].data), as_ncs(self.tops[0].data))
+        y = self.tops[0].data if self.y_buf is None else self.y_buf
+        self.be.softmax_forward(self._in(self.bottoms[0].data, self.x_buf), y.reshape(self.view))
+        if self.y_buf is not None:
+            self.be.copy(self.y_buf, self.tops[0].data)
 
     def backward(self):
-        if self.propagate_down[0]:
-            self.be.softmax_backward(as_ncs(self.tops[0].data), as_ncs(self.tops[0].diff),
-                                     as_ncs(self.bottoms[0].diff))
+        if not self.propagate_down[0]:
+            return
+        y = self._in(self.tops[0].data, self.y_buf)
+        dy = self.tops[0].diff
+        if self.x_buf is not None:
+            dy_c = self.alloc_like_dy
+            self.be.copy(dy, dy_c)
+            dy = dy_c
+        dx = self.bottoms[0].diff if self.x_buf is None else self.x_buf
+        self.be.softmax_backward(y, dy.reshape(self.view), dx.reshape(self.view))
+        if self.x_buf is not None:
+            self.be.copy(self.x_buf, self.bottoms[0].diff)

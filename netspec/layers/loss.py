@@ -14,7 +14,7 @@ import math
 
 from ..config import registry
 from ..config.errors import DataError
-from ..config.fields import choice, integer, number, param
+from ..config.fields import boolean, choice, integer, number, optional, param
 from .base import Layer, fmt_shape
 
 
@@ -73,6 +73,10 @@ class LossParams:
 @dataclass(frozen=True)
 class SoftmaxLossParams(LossParams):
     axis: int = param(integer(lo=1), 1, "the class axis (Caffe: axis); 2 for T×N×V sequence scores")
+    ignore_label: int | None = param(optional(integer()), None,
+                                     "a label that counts for nothing: no loss, no gradient (Caffe); the "
+                                     "loss still divides by every place")
+    per_symbol: bool = param(boolean(), False, "also report bits per symbol and perplexity (character models)")
 
 
 @registry.layers.register("SoftmaxLoss")
@@ -99,16 +103,33 @@ class SoftmaxLossLayer(_Accumulating):
         self.losses = self.alloc((n, s))
         self.x_buf = self.contiguous_buffer(pred)        # a strided replica view is copied in (and out)
         self.lab_buf = self.contiguous_buffer(label)
+        ignoring = self.p.ignore_label is not None
+        self.keep = self.alloc((n, s)) if ignoring else None
+        self.lab_work = self.alloc((n, s)) if ignoring else None
         self.reset_statistics()
         return []
 
     def _labels(self):
         n, c, s = self.dims
         label = self.bottoms[1]
+        data = label.data
         if self.lab_buf is not None:
             self.be.copy(label.data, self.lab_buf)
-            return _labels_or_raise(self, label, c, n, s, self.lab_buf)
-        return _labels_or_raise(self, label, c, n, s)
+            data = self.lab_buf
+        if self.keep is not None:                       # an ignored label becomes class 0, masked by keep
+            ig = self.p.ignore_label
+            self.be.not_equal(data.reshape(n, s), ig, self.keep)
+            self.be.multiply(data.reshape(n, s), self.keep, self.lab_work)
+            return _labels_or_raise(self, label, c, n, s, self.lab_work)
+        return _labels_or_raise(self, label, c, n, s, data)
+
+    def derived_statistics(self, means: dict) -> dict:
+        """Bits per symbol and perplexity of the mean loss in nats (``per_symbol``)."""
+        key = f"{self.name}/{self.stat_name}"
+        if not self.p.per_symbol or key not in means:
+            return {}
+        import math
+        return {f"{self.name}/bits": means[key] / math.log(2), f"{self.name}/perplexity": math.exp(means[key])}
 
     def forward(self):
         n, c, s = self.dims
@@ -118,6 +139,8 @@ class SoftmaxLossLayer(_Accumulating):
             self.be.copy(x, self.x_buf)
             x = self.x_buf
         self.be.softmax_loss_forward(x.reshape(n, c, s), lab, self.prob, self.losses)
+        if self.keep is not None:                       # ignored places count for nothing
+            self.be.multiply(self.losses, self.keep, self.losses)
         norm = self.ctx.norm_rows(self.rows) * self.places
         self.loss = self.be.total(self.losses) / norm
         k = self.ctx.valid_rows(self.rows)
@@ -132,6 +155,8 @@ class SoftmaxLossLayer(_Accumulating):
             scale = self.p.weight / (self.ctx.norm_rows(self.rows) * self.places)
             dx = self.bottoms[0].diff if self.x_buf is None else self.x_buf
             self.be.softmax_loss_backward(self.prob, lab, scale, dx.reshape(n, c, s))
+            if self.keep is not None:
+                self.be.multiply(dx.reshape(n, c, s), self.keep.reshape(n, 1, s), dx.reshape(n, c, s))
             if self.x_buf is not None:
                 self.be.copy(self.x_buf, self.bottoms[0].diff)
 

@@ -447,8 +447,11 @@ class Net:
         if self.reducer.size > 1:
             total = self.reducer.sum_values([v for k in keys for v in sums[k]])
             sums = {k: [total[2 * i], int(total[2 * i + 1])] for i, k in enumerate(keys)}
-        order = [k for k in sums]
-        return {k: sums[k][0] / sums[k][1] for k in order if sums[k][1]}
+        means = {k: sums[k][0] / sums[k][1] for k in sums if sums[k][1]}
+        for layer in self._stat_layers[:len(self._stat_layers) // len(self.replicas)]:
+            if hasattr(layer, "derived_statistics"):             # e.g. bits per symbol, perplexity
+                means.update(layer.derived_statistics(means))
+        return means
 
     # ------------------------------------------------------------------------------------------- state
     def state(self) -> dict:
