@@ -78,6 +78,7 @@ def check_gradient(layer_type: str, params: dict | None = None, bottoms=(), *, t
     def objective() -> float:      # random layers draw the same numbers every time: the pass counter stays
         if hasattr(layer, "rewind"):
             layer.rewind()
+        layer.reset_state()                                  # a recurrent layer starts from zero
         layer.forward()
         j = sum(float(np.sum(t.data * w)) for t, w in zip(layer.tops, weights))
         if layer.has_loss:

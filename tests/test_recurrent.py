@@ -68,7 +68,7 @@ def test_t_steps_at_once_equal_single_steps_with_the_state_carried(kind):
         step.forward()
         outs.append(step.tops[0].data.copy())
     np.testing.assert_allclose(np.concatenate(outs), whole.tops[0].data, rtol=1e-12, atol=1e-14)
-    whole.rewind()                                   # a reset starts from zero again
+    whole.reset_state()                              # a reset starts from zero again
     whole.forward()
     np.testing.assert_allclose(whole.tops[0].data[:1], outs[0], rtol=1e-12)
 

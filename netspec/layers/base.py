@@ -96,6 +96,7 @@ class Layer:
     differentiable: ClassVar[bool] = True
     nondiff_bottoms: ClassVar[tuple] = ()   # bottoms that never get a gradient (labels)
     batch_axis: ClassVar[int] = 0           # the axis of the tops that carries the examples
+    state_rows: ClassVar[bool] = False      # state() has a row per example (gathered over replicas/ranks)
 
     def __init__(self, spec, ctx: Context):
         self.spec = spec
@@ -132,6 +133,13 @@ class Layer:
 
     def set_state(self, state: dict) -> None:
         pass
+
+    def reset_state(self) -> None:
+        """Carried state back to its start (at every validation pass); most layers carry none."""
+
+    def derived_statistics(self, means: dict) -> dict:
+        """Figures computed from the means of the statistics (e.g. bits per symbol)."""
+        return {}
 
     # -- helpers
     @property

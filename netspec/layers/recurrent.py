@@ -42,7 +42,7 @@ class _Recurrent(Layer):
     n_bottoms = (1, 2)
     nondiff_bottoms = (1,)
     batch_axis = 1
-    state_rows = True          # the carried state has a row per sequence (gathered over replicas)
+    state_rows = True          # the carried state has a row per sequence
 
     def setup(self, bottoms):
         self.bottoms = bottoms
@@ -78,11 +78,9 @@ class _Recurrent(Layer):
                                    self.tops[0].diff, self.w.diff, self.u.diff, self.b.diff,
                                    x.diff if self.propagate_down[0] else None)
 
-    def rewind(self):
+    def reset_state(self):
         """Start from a zero state (every validation pass, and between gradient-check evaluations)."""
         self.be.recurrent_reset(self.plan)
-
-    reset_state = rewind
 
     def state(self):
         st = {"h": self.be.to_host(self.plan.h0).copy()}

@@ -431,8 +431,7 @@ class Net:
             layer.reset_statistics()
         for r in self.replicas:
             for layer in r.layers:
-                if hasattr(layer, "reset_state"):
-                    layer.reset_state()
+                layer.reset_state()
 
     def statistics(self) -> dict:
         """Mean of every loss and statistic over all rows counted since :meth:`reset_statistics`, over every
@@ -449,8 +448,7 @@ class Net:
             sums = {k: [total[2 * i], int(total[2 * i + 1])] for i, k in enumerate(keys)}
         means = {k: sums[k][0] / sums[k][1] for k in sums if sums[k][1]}
         for layer in self._stat_layers[:len(self._stat_layers) // len(self.replicas)]:
-            if hasattr(layer, "derived_statistics"):             # e.g. bits per symbol, perplexity
-                means.update(layer.derived_statistics(means))
+            means.update(layer.derived_statistics(means))        # e.g. bits per symbol, perplexity
         return means
 
     # ------------------------------------------------------------------------------------------- state
@@ -461,7 +459,7 @@ class Net:
         global batch, gathered over replicas and processes."""
         layers = {layer.name: st for layer in self.layers if (st := layer.state())}
         for i, ref in enumerate(self.replicas[0].layers):
-            if getattr(ref, "state_rows", False) and ref.name in layers:
+            if ref.state_rows and ref.name in layers:
                 parts = [r.layers[i].state() for r in self.replicas]
                 layers[ref.name] = {k: self.reducer.gather_rows(np.concatenate([p[k] for p in parts]))
                                     for k in parts[0]}
@@ -483,7 +481,7 @@ class Net:
                 if layer.name not in stored:
                     continue
                 st = stored[layer.name]
-                if getattr(layer, "state_rows", False):      # this replica's rows of the global batch
+                if layer.state_rows:      # this replica's rows of the global batch
                     lo, hi = start + replica.rows.start, start + replica.rows.stop
                     st = {k: np.asarray(v)[lo:hi] for k, v in st.items()}
                 layer.set_state(st)
