@@ -81,6 +81,7 @@ class RecurrentPlan:
         self.a = np.zeros((t, n, width), dtype)        # pre-activations, then activations (gates or h)
         self.c = np.zeros((t, n, h), dtype) if kind == "lstm" else None    # cell states
         self.hprev = np.zeros((t, n, h), dtype)        # cont_t · h_{t-1} as each step read it
+        self.da = np.zeros((t, n, width), dtype)       # backward: gradients of the pre-activations
         self.cprev = np.zeros((t, n, h), dtype) if kind == "lstm" else None
         self.h0 = np.zeros((n, h), dtype)              # state carried in from the previous batch
         self.c0 = np.zeros((n, h), dtype) if kind == "lstm" else None
@@ -148,14 +149,13 @@ class HostRecurrent:
 
     def recurrent_backward(self, plan, x, cont, w, u, y, dy, dw, du, db, dx):
         t_len, h = plan.t, plan.h
-        da_all = np.zeros_like(plan.a)
         dh_next = np.zeros((plan.n, h), plan.a.dtype)
         dc_next = np.zeros((plan.n, h), plan.a.dtype)
         du[...] = 0
         for t in reversed(range(t_len)):
             k = 1.0 if cont is None else cont[t][:, None]
             dh = dy[t] + dh_next
-            a, da = plan.a[t], da_all[t]
+            a, da = plan.a[t], plan.da[t]                  # every element of da[t] is written below
             if plan.kind == "rnn":
                 da[...] = dh * self._dact(plan.cell, a)
             else:
@@ -169,7 +169,7 @@ class HostRecurrent:
                 dc_next = dc * f * k
             du += da.T @ plan.hprev[t]
             dh_next = (da @ u) * k
-        flat = da_all.reshape(t_len * plan.n, -1)
+        flat = plan.da.reshape(t_len * plan.n, -1)
         dw[...] = flat.T @ x.reshape(t_len * plan.n, -1)
         db[...] = flat.sum(axis=0)
         if dx is not None:
