@@ -64,8 +64,7 @@ def write_shards(out_dir: str, split: str, arrays: dict, shard_rows: int = 10000
             for key, a in arrays.items():
                 part = a[start:stop]
                 f.create_dataset(key, data=part, chunks=(min(len(part), 1024),) + part.shape[1:])
-            for k, v in (attrs or {}).items():
-                f.attrs[k] = v
+            f.attrs.update(attrs or {})
         os.replace(tmp, final)
         names.append(name)
         if progress is not None:

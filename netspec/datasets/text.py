@@ -44,13 +44,3 @@ def prepare(path: str, out: str, *, shard_rows: int = 1_000_000, progress=None, 
                                        attrs={"vocab": json.dumps(chars, ensure_ascii=False)})
     echo(f"vocabulary: {len(chars)} symbols ({out}/vocab.json)")
     return prepared
-
-
-def load_vocab(folder: str) -> list[str]:
-    """The characters of a prepared text, by code."""
-    try:
-        with open(os.path.join(folder, "vocab.json"), encoding="utf-8") as fh:
-            return list(json.load(fh)["chars"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise DataError(f"{folder}/vocab.json: cannot read the vocabulary ({exc}); prepare the text with "
-                        "`netspec data text FILE --out FOLDER`") from None

@@ -43,6 +43,21 @@ def _vocab(v):
     raise Invalid("expected the characters of the vocabulary, as a string or a list of single characters")
 
 
+def vocabulary(p, base_dir: str, where: str) -> tuple:
+    """The characters by code of a SequenceData's params ``p``: ``vocab``, else the inline text's distinct
+    characters, else the ``vocab.json`` that ``netspec data text`` wrote beside the list file."""
+    if p.vocab:
+        return tuple(p.vocab)
+    if p.text is not None:
+        return tuple(sorted(set(p.text)))
+    src = resolve(p.source, base_dir)
+    try:
+        with open(os.path.join(os.path.dirname(os.path.abspath(src)), "vocab.json"), encoding="utf-8") as fh:
+            return tuple(json.load(fh)["chars"])
+    except (OSError, ValueError, KeyError):
+        raise DataError(f"{where}: no vocab.json beside '{src}'") from None
+
+
 @dataclass(frozen=True)
 class SequenceDataParams:
     batch_size: int = param(integer(lo=1), doc="N: sequences per batch")
@@ -97,17 +112,18 @@ class SequenceDataLayer(Layer):
 
     def _load(self):
         p = self.p
+        where = f"{self.where}: layers -> {self.name}"
         if p.text is not None:
-            vocab = p.vocab or tuple(sorted(set(p.text)))
+            vocab = vocabulary(p, self.ctx.base_dir, where)
             index = {c: i for i, c in enumerate(vocab)}
             missing = sorted(set(p.text) - set(index))
             if missing:
-                raise DataError(f"{self.where}: layers -> {self.name}: characters {''.join(missing)!r} of the text "
+                raise DataError(f"{where}: characters {''.join(missing)!r} of the text "
                                 "are not in the vocabulary")
             return np.asarray([index[c] for c in p.text], np.int64), vocab
         src = resolve(p.source, self.ctx.base_dir)
         if not os.path.isfile(src):
-            raise DataError(f"{self.where}: layers -> {self.name} -> source: list file '{p.source}' not found "
+            raise DataError(f"{where} -> source: list file '{p.source}' not found "
                             "(prepare the text with `netspec data text FILE --out FOLDER`)")
         folder = os.path.dirname(os.path.abspath(src))
         parts = []
@@ -119,17 +135,11 @@ class SequenceDataLayer(Layer):
                 with h5py.File(path, "r") as f:
                     parts.append(f["text"][()].astype(np.int64))
             except (OSError, KeyError) as exc:
-                raise DataError(f"{self.where}: layers -> {self.name}: cannot read the codes of '{path}' ({exc})") from None
-        vocab = p.vocab
-        if vocab is None:
-            try:
-                with open(os.path.join(folder, "vocab.json"), encoding="utf-8") as fh:
-                    vocab = tuple(json.load(fh)["chars"])
-            except (OSError, ValueError, KeyError):
-                raise DataError(f"{self.where}: layers -> {self.name}: no vocab.json beside '{src}'") from None
+                raise DataError(f"{where}: cannot read the codes of '{path}' ({exc})") from None
+        vocab = vocabulary(p, self.ctx.base_dir, where)
         codes = np.concatenate(parts) if parts else np.asarray([], np.int64)
         if len(codes) and codes.max() >= len(vocab):
-            raise DataError(f"{self.where}: layers -> {self.name}: code {int(codes.max())} in '{src}' is outside "
+            raise DataError(f"{where}: code {int(codes.max())} in '{src}' is outside "
                             f"the vocabulary of {len(vocab)} characters (a vocabulary of another text?)")
         return codes, vocab
 

@@ -9,31 +9,14 @@ the same seed gives the same text.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 
 import numpy as np
 
 from ..config import registry
 from ..config.errors import DataError, Problem, SpecError, Where
 from ..config.spec import NetSpec
+from ..layers.sequence import vocabulary
 from ..net.net import Net
-
-
-def vocabulary(spec: NetSpec, src) -> tuple:
-    """The characters by code of a SequenceData source."""
-    p = src.params
-    if p.vocab:
-        return tuple(p.vocab)
-    if p.text is not None:
-        return tuple(sorted(set(p.text)))
-    from ..layers.data import resolve
-    folder = os.path.dirname(os.path.abspath(resolve(p.source, spec.base_dir)))
-    try:
-        with open(os.path.join(folder, "vocab.json"), encoding="utf-8") as fh:
-            return tuple(json.load(fh)["chars"])
-    except (OSError, ValueError, KeyError):
-        raise DataError(f"{src.where}: layers -> {src.name}: no vocab.json beside '{p.source}'") from None
 
 
 def sampling_spec(spec: NetSpec):
@@ -52,7 +35,8 @@ def sampling_spec(spec: NetSpec):
     layers = feeds + [ls for ls in spec.layers if ls.in_phase("test") and not (
         ls.cls.is_source or ls.cls.has_loss or ls.cls.has_stats)]
     cont = src.tops[1] if len(src.tops) == 3 else None
-    return spec.replace(layers=tuple(layers), solver=None, coffee_breaks=()), vocabulary(spec, src), src.tops[0], cont
+    vocab = vocabulary(src.params, spec.base_dir, f"{src.where}: layers -> {src.name}")
+    return spec.replace(layers=tuple(layers), solver=None, coffee_breaks=()), vocab, src.tops[0], cont
 
 
 def generate(spec: NetSpec, *, weights: str | None = None, shared=None, length: int = 500,
