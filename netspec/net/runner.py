@@ -250,7 +250,7 @@ class Runner:
 
     @property
     def is_root(self) -> bool:
-        return self.reducer.rank == 0
+        return self.reducer.is_root
 
     def process_rows(self, n: int) -> slice:
         """This process's rows of a global batch of ``n``."""
