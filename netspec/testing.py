@@ -50,7 +50,7 @@ def make_layer(layer_type: str, params: dict | None = None, bottoms=(), *, tops=
     shapes = layer.setup(bblobs)
     tblobs = []
     for t, shape in zip(spec.tops, shapes):
-        data = bblobs[0].data if getattr(layer, "shares_data", False) else np.zeros(shape, dtype)
+        data = bblobs[0].data if layer.shares_data else np.zeros(shape, dtype)
         tblobs.append(Blob(t, data, np.zeros(shape, dtype)))
     layer.tops = tblobs
     layer.propagate_down = [layer.differentiable and i not in layer.nondiff_bottoms for i in range(len(bblobs))]

@@ -10,6 +10,7 @@ from netspec.config import registry
 from netspec.training import snapshot as snap_io
 from netspec.net.net import Net
 from netspec.net.runner import Runner, chunk_slice
+from netspec.config.errors import ShapeError
 from netspec.config.spec import parse_spec
 from netspec.testing import make_layer
 
@@ -266,6 +267,23 @@ layers:
     with Net(s, runner=Runner(threads=2)) as net:
         assert len(net.replicas) == 1
         assert net.note == "layer 'r' changes the batch axis of 'z', so each batch runs in 1 thread instead of 2"
+
+
+def test_the_memory_bound_counts_only_the_blobs_of_the_net_that_was_built(monkeypatch):
+    """Falling back to one replica drops the first attempt's blobs: they must not count against the bound."""
+    from netspec.net import net as net_module
+    s = parse_spec("""
+layers:
+  - {name: d, type: MemoryData, batch_size: 4, data: {x: [[1, 2], [3, 4], [5, 6], [7, 8]]}, tops: [x]}
+  - {name: a, type: ReLU, bottoms: [x], tops: [y]}
+  - {name: r, type: Reshape, shape: [1, -1], bottoms: [y], tops: [z]}
+""", "r.yaml")
+    monkeypatch.setattr(net_module, "PHYSICAL_MEMORY", 3 * 32 + 8)        # x, y and z: 32 bytes each
+    with Net(s, runner=Runner(threads=2)) as net:
+        assert len(net.replicas) == 1 and net._bytes == 3 * 32
+    monkeypatch.setattr(net_module, "PHYSICAL_MEMORY", 3 * 32 - 8)
+    with pytest.raises(ShapeError, match=r"blob 'z' of shape 1×8 .* past this machine's"):
+        Net(s, runner=Runner(threads=2))
 
 
 def test_default_threads_share_the_host_unless_bound(monkeypatch):

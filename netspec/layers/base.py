@@ -95,7 +95,9 @@ class Layer:
     inplace_ok: ClassVar[bool] = False
     differentiable: ClassVar[bool] = True
     nondiff_bottoms: ClassVar[tuple] = ()   # bottoms that never get a gradient (labels)
-    batch_axis: ClassVar[int] = 0           # the axis of the tops that carries the examples
+    batch_axis: ClassVar[int | None] = 0    # the axis of the tops that carries the examples (None: the first
+                                            # bottom's, for layers that add axes after it: Embed, OneHot)
+    shares_data: ClassVar[bool] = False     # the tops are the first bottom's arrays (Split)
     state_rows: ClassVar[bool] = False      # state() has a row per example (gathered over replicas/ranks)
 
     def __init__(self, spec, ctx: Context):

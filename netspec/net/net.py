@@ -194,6 +194,7 @@ class Net:
     def _build_sources(self, order):
         self.blobs: dict[str, Blob] = {}
         self.axis: dict[str, int] = {}              # blob name -> its batch axis
+        self._bytes = 0                             # bytes of the blobs allocated so far
         self.data_layers = []                       # data layers run once per process, on its rows
         for ls in order:
             if ls.cls.is_source:
@@ -201,7 +202,7 @@ class Net:
                 self.data_layers.append(layer)
                 layer.bottoms = []
                 shapes = layer.setup([])
-                axis = getattr(layer, "batch_axis", 0) or 0      # a sequence source is time-major (axis 1)
+                axis = layer.batch_axis or 0                     # a sequence source is time-major (axis 1)
                 layer.tops = [self._new_blob(name, shape, axis) for name, shape in zip(ls.tops, shapes)]
         self._source_blobs = dict(self.blobs)
 
@@ -214,6 +215,7 @@ class Net:
     def _reset_replicas(self):
         self.blobs = dict(self._source_blobs)
         self.axis = {k: 0 for k in self.blobs}
+        self._bytes = sum(b.data.nbytes for b in self.blobs.values())     # the replicas' blobs are dropped
         for key in set(self._shared) - self._pre_shared:
             del self._shared[key]
         self.flat = None
@@ -245,7 +247,7 @@ class Net:
     def _new_blob(self, name, shape, axis) -> Blob:
         shape = tuple(int(s) for s in shape)
         need = math.prod(shape) * np.dtype(self.dtype).itemsize
-        self._bytes = getattr(self, "_bytes", 0) + need
+        self._bytes += need
         if self._bytes > PHYSICAL_MEMORY:
             writer = next((ls for ls in self.spec.layers if name in ls.tops), None)
             where = f"{writer.where}: layers -> {writer.name}: " if writer else ""
@@ -276,7 +278,7 @@ class Net:
         shapes = layer.setup(bottoms)
         sharded = len(self.replicas) > 1
         rows = replica.rows.stop - replica.rows.start
-        axis = getattr(layer, "batch_axis", 0)
+        axis = layer.batch_axis
         if axis is None:                     # the layer keeps its first bottom's batch axis (Embed, OneHot)
             axis = self.axis.get(ls.bottoms[0], 0) if ls.bottoms else 0
         first = replica is self.replicas[0]
@@ -289,7 +291,7 @@ class Net:
                     raise ShapeError(f"{ls.where}: layers -> {ls.name}: in place on '{name}' "
                                      f"{fmt_shape(blob.shape)} but would write {fmt_shape(shape)}")
             else:
-                if getattr(layer, "shares_data", False):
+                if layer.shares_data:
                     axis = self.axis[ls.bottoms[0]]
                 if sharded and (len(shape) <= axis or shape[axis] != rows):
                     raise _Unshardable(ls.name, name)
@@ -297,7 +299,7 @@ class Net:
                     full_shape = shape
                     if sharded:
                         full_shape = shape[:axis] + (self._local_rows(),) + shape[axis + 1:]
-                    if getattr(layer, "shares_data", False):
+                    if layer.shares_data:
                         # an automatic split's tops carry the user's blob name (for messages)
                         src = self.blobs[ls.bottoms[0]]
                         self.blobs[name] = Blob(src.name if "auto" in ls.inferred else name, src.data)
