@@ -87,6 +87,10 @@ def echo_root(msg: str = "", **kw):
         click.echo(msg, **kw)
 
 
+def set_option(help="override a config value"):
+    return click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=help)
+
+
 def backend_option(fn):
     return click.option("--backend", default=None, metavar="NAME",
                         help="backend to run on: cpu (numba + BLAS) or numpy (plain, slow) [default: the "
@@ -108,7 +112,7 @@ def main():
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--phase", type=click.Choice(["train", "test"]), default="train", show_default=True)
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config value")
+@set_option()
 @backend_option
 @friendly
 def show(config, phase, overrides, backend):
@@ -154,7 +158,7 @@ def show_snapshot(path):
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="picture: .svg, .png or .pdf")
 @click.option("--phase", type=click.Choice(["train", "test"]), default="train", show_default=True)
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config value")
+@set_option()
 @friendly
 def draw(config, out, phase, overrides):
     """Draw the net of CONFIG as a graph (a box per layer, an edge per blob) into OUT, via Graphviz."""
@@ -229,8 +233,7 @@ class TrainingProgress:
               help="start from the parameters of a snapshot (fine-tuning); the solver starts afresh")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="run folder for snapshots and statistics [default: snapshots/<net name>]")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="override a config value, e.g. --set solver.max_iter=5000")
+@set_option("override a config value, e.g. --set solver.max_iter=5000")
 @click.option("--force", is_flag=True, help="start afresh in a folder that holds an earlier run (its snapshots, "
                                             "statistics and spec move to OUT/previous-N/)")
 @backend_option
@@ -270,7 +273,7 @@ def train(config, resume, weights, out, overrides, backend, force):
               help="output: .h5, .npy or .csv [default: print the rows]")
 @click.option("--blobs", default=None, help="comma-separated blobs to write [default: the blob the loss reads]")
 @click.option("--key", default=None, help="array (.npz) or dataset (HDF5) to read [default: the source's top]")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config value")
+@set_option()
 @backend_option
 @friendly
 def predict(config, input_path, weights, out, blobs, key, overrides, backend):
@@ -305,7 +308,7 @@ def predict(config, input_path, weights, out, blobs, key, overrides, backend):
 @click.option("--prime", default="", help="text to start from (fed to the model first)")
 @click.option("--seed", default=0, show_default=True, type=int, help="the same seed gives the same text")
 @click.option("--argmax", is_flag=True, help="always the most likely character (no drawing)")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config value")
+@set_option()
 @friendly
 def sample_cmd(config, weights, length, temperature, prime, seed, argmax, overrides):
     """Draw text from the character model of CONFIG with the snapshot's parameters (T = 1, N = 1, each drawn
@@ -350,7 +353,7 @@ def stats(run, csv_out):
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--weights", required=True, type=click.Path(dir_okay=False), help="snapshot to evaluate")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config value")
+@set_option()
 @backend_option
 @friendly
 def test(config, weights, overrides, backend):
@@ -371,7 +374,7 @@ def test(config, weights, overrides, backend):
 @main.command("time")
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--iterations", "-n", default=50, show_default=True, type=click.IntRange(min=1))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config value")
+@set_option()
 @friendly
 def time_cmd(config, iterations, overrides):
     """Time CONFIG's training iterations: per-layer forward/backward, BLAS vs numba vs Python, img/s."""

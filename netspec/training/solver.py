@@ -304,7 +304,8 @@ class Solver:
         flat = self.train_net.flat
         if flat is None:
             return
-        norm = math.sqrt(float(np.dot(flat.diff.astype(np.float64), flat.diff.astype(np.float64))))
+        g = flat.diff.astype(np.float64)
+        norm = math.sqrt(float(np.dot(g, g)))
         self.grad_norm = norm
         if norm > limit:
             self.be.scale(flat.diff, limit / norm, flat.diff)
