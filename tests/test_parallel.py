@@ -286,6 +286,17 @@ layers:
         Net(s, runner=Runner(threads=2))
 
 
+def test_falling_back_to_one_replica_keeps_a_time_major_source_on_its_batch_axis():
+    s = parse_spec("""
+layers:
+  - {name: d, type: SequenceData, text: "abcabcabcabcabcabc", batch_size: 4, seq_len: 3, tops: [x, y]}
+  - {name: r, type: Reshape, shape: [1, -1], bottoms: [x], tops: [z]}
+""", "r.yaml")
+    with Net(s, runner=Runner(threads=2)) as net:
+        assert len(net.replicas) == 1 and net.note is not None
+        assert net.axis["x"] == 1 and net.axis["y"] == 1
+
+
 def test_default_threads_share_the_host_unless_bound(monkeypatch):
     from netspec.net import runner
     monkeypatch.setattr(runner.os, "cpu_count", lambda: 16)

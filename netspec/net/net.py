@@ -214,7 +214,7 @@ class Net:
 
     def _reset_replicas(self):
         self.blobs = dict(self._source_blobs)
-        self.axis = {k: 0 for k in self.blobs}
+        self.axis = {k: self.axis[k] for k in self.blobs}                 # a sequence source keeps axis 1
         self._bytes = sum(b.data.nbytes for b in self.blobs.values())     # the replicas' blobs are dropped
         for key in set(self._shared) - self._pre_shared:
             del self._shared[key]
