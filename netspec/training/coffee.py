@@ -193,13 +193,12 @@ class TensorBoard(CoffeeBreak):
             self.written[key] = max(solver.lounge.stats[key], default=-1)
 
     def after_coffee(self, solver):
-        if self.writer is None:
+        if self.writer is None or not solver.lounge.dirty:      # nothing recorded since the statistics' last save
             return
         for key, points in solver.lounge.stats.items():
             last = self.written.get(key, -1)
             for it in sorted(i for i in points if i > last):
-                value, seconds, _ = points[it]
-                self.writer.add_scalar(key, value, it)
+                self.writer.add_scalar(key, points[it][0], it)
                 self.written[key] = it
         self.writer.flush()
 
