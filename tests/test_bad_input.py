@@ -193,3 +193,13 @@ def test_yaml_merge_keys_work_and_name_where_a_value_came_from(tmp_path):
     one_line_error(cli("show", tmp_path / "m.yaml"), "m.yaml:4: name: duplicate key")
     (tmp_path / "m.yaml").write_text(f"layers:\n  - {MEM}\n{base}  - {{<<: 5, name: c}}\n")
     one_line_error(cli("show", tmp_path / "m.yaml"), "m.yaml:4: malformed YAML: expected a mapping or list of mappings for merging")
+
+
+def test_estimator_config_that_cannot_be_read_is_one_line(tmp_path):
+    binary = tmp_path / "net.yaml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    for path, fragment in ((tmp_path, "cannot read config: .*Is a directory"),
+                           (binary, "cannot read config: 'utf-8' codec can't decode"),
+                           (tmp_path / "none.yaml", "config file not found")):
+        with pytest.raises(netspec.SpecError, match=fragment):
+            netspec.Estimator(path)

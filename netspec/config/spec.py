@@ -118,26 +118,29 @@ class NetSpec:
 
 
 # ------------------------------------------------------------------------------------------------ loading
+def read_config(path) -> tuple[object, str, str]:
+    """The raw YAML tree of a config file, its name and the SHA-256 of its text (one-line errors)."""
+    filename = os.fspath(path)
+    try:
+        with open(filename, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        raise SpecError([Problem(Where(filename), "", "config file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([Problem(Where(filename), "", f"cannot read config: {exc}")]) from None
+    return load_yaml(text, filename), filename, hashlib.sha256(text.encode()).hexdigest()
+
+
 def load_spec(source, overrides=()) -> NetSpec:
     """Load and validate a config: a YAML file path, YAML text via ``parse_spec``, or a dict.
 
     ``overrides`` are ``"dotted.path=value"`` strings (``solver.max_iter=5000``,
     ``layers.train-data.batch_size=128``), applied before validation.
     """
-    digest = ""
     if isinstance(source, dict):
-        raw, filename = source, "<dict>"
+        raw, filename, digest = source, "<dict>", ""
     else:
-        filename = os.fspath(source)
-        try:
-            with open(filename, encoding="utf-8") as fh:
-                text = fh.read()
-        except FileNotFoundError:
-            raise SpecError([Problem(Where(filename), "", "config file not found")]) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError([Problem(Where(filename), "", f"cannot read config: {exc}")]) from None
-        raw = load_yaml(text, filename)
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        raw, filename, digest = read_config(source)
     if overrides:
         from .overrides import apply_overrides
         raw = apply_overrides(raw, overrides, filename)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import tempfile
 
 import numpy as np
@@ -31,8 +30,7 @@ import numpy as np
 from ..config import registry
 from ..config.errors import DataError, Problem, SpecError, Where
 from ..net.net import Net
-from ..config.spec import NetSpec, load_spec, parse_spec
-from ..config.yamlio import load_yaml
+from ..config.spec import NetSpec, load_spec, parse_spec, read_config
 
 
 class Estimator:
@@ -96,12 +94,7 @@ class Estimator:
         if isinstance(config, dict):
             raw, name = dict(config), "<dict>"     # the caller's dict stays as it is (layers copied below)
         else:
-            name = os.fspath(config)
-            try:
-                with open(name, encoding="utf-8") as fh:
-                    raw = load_yaml(fh.read(), name)
-            except FileNotFoundError:
-                raise SpecError([Problem(Where(name), "", "config file not found")]) from None
+            raw, name, _ = read_config(config)
         layers = raw.get("layers") if isinstance(raw, dict) else None
         if isinstance(layers, list):
             raw["layers"] = layers = list(layers)
