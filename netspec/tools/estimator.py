@@ -223,13 +223,12 @@ class Estimator:
     @classmethod
     def load(cls, path: str) -> "Estimator":
         """An Estimator saved with :meth:`save`, ready to predict."""
-        import yaml
         from ..training.snapshot import load, load_params
         snap = load(path)
         meta = snap.tree.get("estimator")
         if meta is None:
             raise DataError(f"{path}: not an Estimator file (a snapshot of `netspec train`? use netspec.load)")
-        est = cls(parse_spec(yaml.safe_load(meta["config"]), path), batch_size=meta["batch_size"] or None)
+        est = cls(parse_spec(meta["config"], path), batch_size=meta["batch_size"] or None)
         with Net(est.spec, "train") as net:
             load_params(net.params, snap, strict=True)
             est._shared = net.shared
