@@ -91,7 +91,7 @@ def check_gradient(layer_type: str, params: dict | None = None, bottoms=(), *, t
     layer.backward()
     targets = [(f"bottom '{b.name}' (#{i})", b.data, b.diff.copy())
                for i, b in enumerate(layer.bottoms) if layer.propagate_down[i]]
-    targets += [(f"param '{p.name}'", p.data, p.diff.copy()) for p in layer.params]
+    targets += [(f"param '{p.name}'", p.data, p.diff.copy()) for p in layer.params if p.learnable]
     report = GradientReport(layer.name, [])
     for what, x, analytic in targets:
         numeric = np.zeros_like(x)

@@ -108,8 +108,55 @@ CASES = {
         ("product", {"operation": "product"}, lambda r: [r.standard_normal((2, 3)) for _ in range(3)], {}),
         ("max", {"operation": "max"}, lambda r: list(distinct((3, 2, 4), r)), {}),
     ],
+    "BatchNorm": [
+        ("train-4d", {}, lambda r: [r.standard_normal((3, 2, 2, 3)) * 2 + 1], {}),
+        ("train-2d-scale-bias", {"scale_bias": True, "scale_init": {"type": "gaussian", "std": 1.0},
+                                 "bias_init": 0.3}, lambda r: [r.standard_normal((5, 3))], {}),
+        ("global-stats", {"use_global_stats": True}, lambda r: [r.standard_normal((2, 3, 2, 2))], {}),
+        ("test-scale-bias", {"scale_bias": True, "bias_init": 0.1}, lambda r: [r.standard_normal((2, 3, 2))],
+         {"phase": "test"}),
+    ],
+    "Scale": [
+        ("channels-bias", {"bias": True, "scale_init": {"type": "gaussian", "std": 1.0}, "bias_init": 0.2},
+         lambda r: [r.standard_normal((2, 3, 2, 2))], {}),
+        ("axis-2", {"axis": 2, "scale_init": {"type": "uniform", "min": 0.5, "max": 2}},
+         lambda r: [r.standard_normal((2, 2, 4))], {}),
+    ],
+    "Bias": [("channels", {"bias_init": {"type": "gaussian", "std": 1.0}}, lambda r: [r.standard_normal((2, 3, 2))], {})],
+    "LRN": [
+        ("across", {"size": 3, "alpha": 0.5, "beta": 0.75, "k": 2.0}, lambda r: [r.standard_normal((2, 5, 2, 3))], {}),
+        ("across-5-wide", {"size": 5, "alpha": 1e-2}, lambda r: [r.standard_normal((1, 4, 2, 2)) * 3], {}),
+        ("within", {"size": 3, "alpha": 0.7, "beta": 0.6, "region": "within_channel"},
+         lambda r: [r.standard_normal((2, 2, 4, 5))], {}),
+    ],
+    "Deconvolution": [
+        ("stride-2", {"n_filter": 3, "kernel": 3, "stride": 2, "weight_init": "gaussian", "bias_init": 0.1},
+         lambda r: [r.standard_normal((2, 2, 3, 3))], {}),
+        ("pad-rect-no-bias", {"n_filter": 2, "kernel": [2, 3], "pad": [0, 1], "bias": False,
+                              "weight_init": {"type": "gaussian", "std": 0.5}}, lambda r: [r.standard_normal((1, 3, 3, 4))], {}),
+    ],
+    "SigmoidCrossEntropyLoss": [
+        ("batch", {}, lambda r: [r.standard_normal((4, 5)) * 3, r.uniform(0, 1, (4, 5))], {}),
+        ("valid-weighted", {"normalization": "valid", "weight": 0.5},
+         lambda r: [r.standard_normal((2, 1, 3, 2)), r.integers(0, 2, (2, 6)).astype(float)], {}),
+    ],
+    "Slice": [
+        ("equal", {}, lambda r: [r.standard_normal((2, 4, 3))], {"tops": ["a", "b"]}),
+        ("points-axis-2", {"axis": 2, "points": [1, 3]}, lambda r: [r.standard_normal((2, 2, 5))], {"tops": ["a", "b", "c"]}),
+    ],
+    "PReLU": [
+        ("channels", {"slope_init": {"type": "uniform", "min": 0.1, "max": 0.5}}, lambda r: [distinct((3, 2, 2, 2), r)], {}),
+        ("shared", {"channel_shared": True}, lambda r: [distinct((4, 3), r)], {}),
+    ],
+    "ELU": [("alpha", {"alpha": 0.7}, lambda r: [distinct((3, 5), r)], {})],
+    "Power": [
+        ("square-shift", {"power": 2.0, "scale": 0.5, "shift": 1.0}, lambda r: [r.standard_normal((3, 4))], {}),
+        ("sqrt", {"power": 0.5, "scale": 2.0, "shift": 3.0}, lambda r: [r.uniform(0, 1, (2, 3))], {}),
+    ],
 }
+CASES["ReLU"].append(("leaky", {"negative_slope": 0.1}, lambda r: [distinct((3, 4), r)], {}))
 FORWARD_ONLY = {
+    "ArgMax": "tests/test_caffe_layers.py::test_argmax_*",
     "Accuracy": "tests/test_layers_forward.py::test_accuracy_*",
     "HDF5Data": "tests/test_data_layers.py",
     "MemoryData": "tests/test_data_layers.py",

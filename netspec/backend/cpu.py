@@ -21,6 +21,7 @@ from numba import njit
 from ..config import registry
 from ..config.env import env_count
 from .host import HostArrays, HostRecurrent
+from .hostops import HostLayerOps
 
 
 def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -674,7 +675,7 @@ KERNEL_OPS = (
 
 
 @registry.backends.register("cpu")
-class CPUBackend(HostRecurrent, HostArrays):
+class CPUBackend(HostLayerOps, HostRecurrent, HostArrays):
     """The ``cpu`` backend.  ``kernels`` is where the kernels are looked up — this module, or a wrapper
     that times every call (``netspec time``)."""
 

@@ -13,29 +13,7 @@ import numpy as np
 
 from ..config import registry
 from .host import HostArrays, HostRecurrent
-
-
-def im2col(x, kh, kw, sh, sw, ph, pw, oh, ow):
-    """(C·kh·kw, N·oh·ow): row (c·kh + i)·kw + j, column n·oh·ow + y·ow + x holds the padded input at
-    (n, c, y·sh + i, x·sw + j)."""
-    n, c = x.shape[:2]
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    col = np.empty((c, kh, kw, n, oh, ow), x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            col[:, i, j] = xp[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw].transpose(1, 0, 2, 3)
-    return col.reshape(c * kh * kw, n * oh * ow)
-
-
-def col2im(col, shape, kh, kw, sh, sw, ph, pw, oh, ow):
-    """The adjoint of :func:`im2col`: sum every column entry back into the (unpadded) input shape."""
-    n, c, h, w = shape
-    xp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), col.dtype)
-    col = col.reshape(c, kh, kw, n, oh, ow)
-    for i in range(kh):
-        for j in range(kw):
-            xp[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += col[:, i, j].transpose(1, 0, 2, 3)
-    return xp[:, :, ph:ph + h, pw:pw + w]
+from .hostops import HostLayerOps, col2im, im2col
 
 
 def windows(h, w, geom, oh, ow):
@@ -74,7 +52,7 @@ def _mix64(z):
 
 
 @registry.backends.register("numpy")
-class NumpyBackend(HostRecurrent, HostArrays):
+class NumpyBackend(HostLayerOps, HostRecurrent, HostArrays):
     name = "numpy"
 
     # ----------------------------------------------------------------------------------- convolution

@@ -99,6 +99,16 @@ def string():
     return conv
 
 
+def string_list(min_len: int = 1):
+    one = string()
+
+    def conv(v):
+        if not isinstance(v, (list, tuple)) or len(v) < min_len:
+            raise Invalid(f"expected a list of at least {min_len} name(s), got {_show(v)}")
+        return tuple(one(x) for x in v)
+    return conv
+
+
 def choice(*options: str):
     """One of ``options``, case-insensitive; stored in the spelling given here."""
     lower = {o.lower(): o for o in options}

@@ -21,7 +21,7 @@ from .fields import Invalid, did_you_mean
 KINDS = {
     "constant": {"value": 0.0},
     "uniform": {"min": -0.05, "max": 0.05},
-    "gaussian": {"mean": 0.0, "std": 0.01},
+    "gaussian": {"mean": 0.0, "std": 0.01, "sparse": 0.0},
     "xavier": {},
     "msra": {},
     "orthogonal": {"gain": 1.0},
@@ -38,6 +38,7 @@ class Filler:
     mean: float = 0.0
     std: float = 0.01
     gain: float = 1.0
+    sparse: float = 0.0
     values: object = None
 
     def short(self) -> str:
@@ -92,6 +93,8 @@ def filler(v) -> Filler:
             raise Invalid(f"uniform filler needs min < max, got min={out.min:g}, max={out.max:g}")
         if kind == "gaussian" and out.std < 0:
             raise Invalid(f"gaussian filler needs std >= 0, got {out.std:g}")
+        if kind == "gaussian" and (out.sparse < 0 or not float(out.sparse).is_integer()):
+            raise Invalid(f"gaussian filler's sparse must be a whole number >= 0, got {out.sparse:g}")
         if kind == "values" and out.values is None:
             raise Invalid("filler 'values' needs 'values: [...]'")
         return out
@@ -101,7 +104,8 @@ def filler(v) -> Filler:
 def fill(f: Filler, shape: tuple, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
     """A new array of ``shape`` filled by ``f``.
 
-    constant: value · uniform: U(min, max) · gaussian: N(mean, std²) ·
+    constant: value · uniform: U(min, max) · gaussian: N(mean, std²), with ``sparse`` > 0 each value kept with
+    probability sparse / shape[0] (Caffe: on average ``sparse`` non-zero inputs per output) ·
     xavier (Caffe): U(−√(3/fan_in), +√(3/fan_in)) · msra (He): N(0, 2/fan_in) ·
     orthogonal: gain · Q from the QR decomposition of a Gaussian (shape[0] × fan_in) matrix.
     """
@@ -113,6 +117,8 @@ def fill(f: Filler, shape: tuple, rng: np.random.Generator, dtype=np.float32) ->
         out = rng.uniform(f.min, f.max, size=shape)
     elif f.type == "gaussian":
         out = rng.normal(f.mean, f.std, size=shape)
+        if f.sparse > 0:        # Caffe: keep each weight with probability sparse / shape[0], zero the rest
+            out *= rng.uniform(size=shape) < min(1.0, f.sparse / shape[0])
     elif f.type == "xavier":
         scale = np.sqrt(3.0 / fan_in)
         out = rng.uniform(-scale, scale, size=shape)

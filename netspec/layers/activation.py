@@ -8,8 +8,9 @@ import math
 from dataclasses import dataclass
 
 from ..config import registry
-from ..config.fields import integer, number, param
-from .base import Layer, fmt_shape, name_key
+from ..config.fields import boolean, integer, number, param
+from ..config.fillers import Filler, filler
+from .base import Layer, fmt_shape, name_key, param_names_param
 
 
 # ---------------------------------------------------------------------------------------------- neurons
@@ -70,10 +71,122 @@ class _Elementwise(Layer):
             self.neuron.backward(self.be, top.data.reshape(-1), top.diff.reshape(-1), bottom.diff.reshape(-1))
 
 
+@dataclass(frozen=True)
+class ReLUParams:
+    negative_slope: float = param(number(lo=0), 0.0, "y = slope · x for x ≤ 0 (leaky ReLU; Caffe: negative_slope)")
+
+
 @registry.layers.register("ReLU")
 class ReLULayer(_Elementwise):
-    """y = max(x, 0); may run in place."""
+    """y = max(x, 0), or ``negative_slope · x`` where x ≤ 0 (leaky); may run in place."""
+    Params = ReLUParams
     neuron_type = ReLUNeuron
+
+    def forward(self):
+        if self.p.negative_slope == 0:
+            return super().forward()
+        self.be.leaky_relu_forward(self.bottoms[0].data, self.p.negative_slope, self.tops[0].data)
+
+    def backward(self):
+        if self.p.negative_slope == 0:
+            return super().backward()
+        if self.propagate_down[0]:
+            top = self.tops[0]
+            self.be.leaky_relu_backward(top.data, self.p.negative_slope, top.diff, self.bottoms[0].diff)
+
+
+@dataclass(frozen=True)
+class ELUParams:
+    alpha: float = param(number(lo=0), 1.0, "y = α (eˣ − 1) for x ≤ 0 (Caffe: alpha)")
+
+
+@registry.layers.register("ELU")
+class ELULayer(Layer):
+    """y = x where x > 0, else α (eˣ − 1) (Caffe's ELU); may run in place."""
+    Params = ELUParams
+    inplace_ok = True
+
+    def setup(self, bottoms):
+        self.bottoms = bottoms
+        return [bottoms[0].shape]
+
+    def forward(self):
+        self.be.elu_forward(self.bottoms[0].data, self.p.alpha, self.tops[0].data)
+
+    def backward(self):
+        if self.propagate_down[0]:
+            top = self.tops[0]
+            self.be.elu_backward(top.data, self.p.alpha, top.diff, self.bottoms[0].diff)
+
+
+@dataclass(frozen=True)
+class PReLUParams:
+    channel_shared: bool = param(boolean(), False, "one slope for every channel (Caffe: channel_shared)")
+    slope_init: Filler = param(filler, Filler("constant", value=0.25), "filler of the slopes (Caffe: filler; 0.25)")
+    slope_lr: float = param(number(lo=0), 1.0, "learning-rate multiplier of the slopes (Caffe: lr_mult)")
+    slope_decay: float = param(number(lo=0), 1.0, "weight-decay multiplier of the slopes (Caffe: decay_mult)")
+    param_names: tuple | None = param_names_param()
+
+
+@registry.layers.register("PReLU")
+class PReLULayer(Layer):
+    """y = max(x, 0) + a[c] · min(x, 0) with learned slopes a, one per channel (axis 1) or one for all
+    (Caffe's PReLU).  Its gradient needs the input, so it does not run in place."""
+    Params = PReLUParams
+
+    def setup(self, bottoms):
+        self.bottoms = bottoms
+        shape = bottoms[0].shape
+        if len(shape) < 2:
+            raise self.shape_error(f"bottom '{bottoms[0].name}' {fmt_shape(shape)} has no channel axis")
+        self.view = (shape[0], shape[1], math.prod(shape[2:]))
+        n = 1 if self.p.channel_shared else shape[1]
+        self.a = self.add_param("slope", (n,), self.p.slope_init, self.p.slope_lr, self.p.slope_decay)
+        self.a_full = self.alloc((shape[1],)) if self.p.channel_shared else None
+        return [shape]
+
+    def _slopes(self):
+        if self.a_full is None:
+            return self.a.data
+        self.be.fill(self.a_full, 0.0)
+        self.be.add(self.a_full, self.a.data, self.a_full)          # broadcast the one slope
+        return self.a_full
+
+    def forward(self):
+        self.be.prelu_forward(self.bottoms[0].data.reshape(self.view), self._slopes(),
+                              self.tops[0].data.reshape(self.view))
+
+    def backward(self):
+        dx = self.bottoms[0].diff.reshape(self.view) if self.propagate_down[0] else None
+        self.be.prelu_backward(self.bottoms[0].data.reshape(self.view), self._slopes(),
+                               self.tops[0].diff.reshape(self.view), self.a.diff, dx)
+
+
+@dataclass(frozen=True)
+class PowerParams:
+    power: float = param(number(), 1.0, "exponent (Caffe: power)")
+    scale: float = param(number(), 1.0, "factor on x (Caffe: scale)")
+    shift: float = param(number(), 0.0, "added after scaling (Caffe: shift)")
+
+
+@registry.layers.register("Power")
+class PowerLayer(Layer):
+    """y = (shift + scale · x)^power (Caffe's Power)."""
+    Params = PowerParams
+
+    def setup(self, bottoms):
+        self.bottoms = bottoms
+        return [bottoms[0].shape]
+
+    def forward(self):
+        p = self.p
+        self.be.power_forward(self.bottoms[0].data, p.power, p.scale, p.shift, self.tops[0].data)
+
+    def backward(self):
+        if self.propagate_down[0]:
+            p = self.p
+            self.be.power_backward(self.bottoms[0].data, p.power, p.scale, p.shift, self.tops[0].diff,
+                                   self.bottoms[0].diff)
 
 
 @registry.layers.register("Sigmoid")

@@ -10,7 +10,7 @@ import numpy as np
 from ..config import registry
 from .blob import Blob, Param
 from ..config.errors import ShapeError, Where
-from ..config.fields import param
+from ..config.fields import optional, param, string_list
 from ..config.fillers import fill
 from ..config.words import fmt_shape  # noqa: F401  (layers import it from here)
 
@@ -51,6 +51,8 @@ class Context:
     batch_valid: int | None = None             # rows of this context's batch that count for statistics
     stream: RandomStream = None                # the net's pass counter for counter-based randomness
     owns_grads: bool = True                    # False: a later replica (its parameter gradients are its own)
+    claimed: dict = field(default_factory=dict)  # Param.key -> the Param a layer of this replica already uses
+    aliases: list = field(default_factory=list)  # second uses of a parameter shared by name (Param.alias_of)
 
     def __post_init__(self):
         if self.backend is None:
@@ -99,6 +101,8 @@ class Layer:
                                             # bottom's, for layers that add axes after it: Embed, OneHot)
     shares_data: ClassVar[bool] = False     # the tops are the first bottom's arrays (Split)
     state_rows: ClassVar[bool] = False      # state() has a row per example (gathered over replicas/ranks)
+    whole_batch: ClassVar[bool] = False     # training needs statistics of the whole batch (BatchNorm): the
+                                            # net runs its train phase in one replica
 
     def __init__(self, spec, ctx: Context):
         self.spec = spec
@@ -151,10 +155,27 @@ class Layer:
     def shape_error(self, message: str) -> ShapeError:
         return ShapeError(f"{self.where}: layers -> {self.name} ({self.type_name}): {message}")
 
-    def add_param(self, name: str, shape: tuple, init, lr_mult: float = 1.0, decay_mult: float = 1.0) -> Param:
-        """Create (or, for a net sharing parameters, reuse) the parameter ``<layer>/<name>``."""
+    def add_param(self, name: str, shape: tuple, init, lr_mult: float = 1.0, decay_mult: float = 1.0,
+                  learnable: bool = True) -> Param:
+        """Create (or, for a net sharing parameters, reuse) the parameter ``<layer>/<name>``.
+
+        ``param_names`` in the layer's parameters gives the i-th parameter a net-wide name instead (Caffe's
+        ``param { name: ... }``, Mocha's ``param_key``): layers naming the same parameter share it, and the
+        gradients of its uses add up."""
         shape = tuple(int(s) for s in shape)
-        key = f"{self.name}/{name}"
+        names = getattr(self.p, "param_names", None) or ()
+        i = len(self.params)
+        key = names[i] if i < len(names) else f"{self.name}/{name}"
+        claimed = self.ctx.claimed.get(key)
+        if claimed is not None:                  # a second layer of this net uses it: a gradient of its own
+            if claimed.shape != shape:
+                raise self.shape_error(f"parameter '{key}' is shared with layer '{claimed.layer}' where it has "
+                                       f"shape {fmt_shape(claimed.shape)}, but here needs {fmt_shape(shape)}")
+            p = Param(self.name, name, claimed.data, self.be.zeros(shape, self.dtype), lr_mult, decay_mult,
+                      learnable=learnable, alias_of=claimed)
+            self.ctx.aliases.append(p)
+            self.params.append(p)
+            return p
         shared = self.ctx.shared.get(key)
         if shared is not None:
             if shared.shape != shape:
@@ -162,15 +183,17 @@ class Layer:
                                        f"in the other phase but {fmt_shape(shape)} here")
             # a later replica shares the weights but computes its own gradient (summed by the runner)
             p = shared if self.ctx.owns_grads else \
-                Param(self.name, name, shared.data, self.be.zeros(shape, self.dtype), lr_mult, decay_mult)
+                Param(shared.layer, shared.name, shared.data, self.be.zeros(shape, self.dtype), lr_mult,
+                      decay_mult, learnable=learnable)
         else:
             try:
                 data = fill(init, shape, self.ctx.init_rng, self.dtype)
             except ValueError as exc:
                 raise self.shape_error(f"{name}_init: {exc}") from None
             p = Param(self.name, name, self.be.from_host(data, self.dtype), self.be.zeros(shape, self.dtype),
-                      lr_mult, decay_mult)
+                      lr_mult, decay_mult, learnable=learnable)
             self.ctx.shared[key] = p
+        self.ctx.claimed[key] = p
         self.params.append(p)
         return p
 
@@ -216,3 +239,9 @@ class NeuronMixin:
 
 def neuron_param():
     return param(neuron_name, None, "activation applied in place to the output: relu, sigmoid, tanh (or none)")
+
+
+def param_names_param():
+    """``param_names:`` — net-wide names for a layer's parameters (sharing by name; see ``Layer.add_param``)."""
+    return param(optional(string_list()), None, "net-wide names of this layer's parameters, in order: layers "
+                 "naming the same one share it (Caffe: param { name }, Mocha: param_key)")

@@ -41,6 +41,9 @@ class Param:
     lr_mult: float = 1.0
     decay_mult: float = 1.0
     extra: dict = field(default_factory=dict)
+    learnable: bool = True          # False: statistics kept with the weights (BatchNorm's), never trained
+    alias_of: "Param | None" = None  # a second use of a shared parameter in one net: its own gradient,
+                                     # added into the owner's after backward (Caffe's param { name: ... })
 
     @property
     def key(self) -> str:

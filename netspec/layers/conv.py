@@ -79,6 +79,39 @@ class ConvolutionLayer(NeuronMixin, Layer):
                               self.bottoms[0].diff if self.propagate_down[0] else None)
 
 
+@registry.layers.register("Deconvolution")
+class DeconvolutionLayer(NeuronMixin, Layer):
+    """The transposed convolution (Caffe's Deconvolution): each input pixel spreads a filter over the output,
+    ``oh = stride·(H − 1) + kernel − 2·pad``.  The weight is (C_in, n_filter, kh, kw), as in Caffe."""
+
+    Params = ConvolutionParams
+
+    def setup(self, bottoms):
+        self.bottoms = bottoms
+        n, c, h, w = _expect_4d(self, bottoms[0])
+        p = self.p
+        (kh, kw), (sh, sw), (ph, pw) = p.kernel, p.stride, p.pad
+        oh, ow = sh * (h - 1) + kh - 2 * ph, sw * (w - 1) + kw - 2 * pw
+        if oh < 1 or ow < 1:
+            raise self.shape_error(f"pad {ph}×{pw} leaves no output for bottom '{bottoms[0].name}' of {h}×{w} "
+                                   f"with kernel {kh}×{kw}")
+        self.weight, self.bias_p = add_weight_and_bias(self, (c, p.n_filter, kh, kw), p.n_filter)
+        self.init_neuron()
+        self.geom = (kh, kw, sh, sw, ph, pw)
+        return [(n, p.n_filter, oh, ow)]
+
+    def forward(self):
+        bias = self.bias_p.data if self.bias_p is not None else None
+        self.be.deconv_forward(self.geom, self.bottoms[0].data, self.weight.data, bias, self.tops[0].data)
+        self.neuron_forward()
+
+    def backward(self):
+        self.neuron_backward()
+        self.be.deconv_backward(self.geom, self.bottoms[0].data, self.tops[0].diff, self.weight.data,
+                                self.weight.diff, self.bias_p.diff if self.bias_p is not None else None,
+                                self.bottoms[0].diff if self.propagate_down[0] else None)
+
+
 @dataclass(frozen=True)
 class PoolingParams:
     kernel: tuple = param(pair(1), doc="[h, w] of the pooling window (Caffe: kernel_size)")

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from ..config.fields import boolean, number, param
 from ..config.fillers import Filler, filler
-from .base import neuron_param
+from .base import neuron_param, param_names_param
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -18,6 +18,7 @@ class LearnableParams:
     bias_lr: float = param(number(lo=0), 1.0, "learning-rate multiplier of the bias (Caffe: second lr_mult)")
     weight_decay: float = param(number(lo=0), 1.0, "weight-decay multiplier of the weight (Caffe: decay_mult)")
     bias_decay: float = param(number(lo=0), 1.0, "weight-decay multiplier of the bias (Caffe: second decay_mult)")
+    param_names: tuple | None = param_names_param()
 
 
 def add_weight_and_bias(layer, weight_shape, n_out):

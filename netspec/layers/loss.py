@@ -214,6 +214,55 @@ class SquareLossLayer(_Accumulating):
 
 
 @dataclass(frozen=True)
+class SigmoidCrossEntropyLossParams(LossParams):
+    normalization: str = param(choice("batch", "valid"), "batch", "divide the sum by the batch size (Caffe's "
+                               "default for this loss, BATCH_SIZE) or by the number of elements (VALID)")
+
+
+@registry.layers.register("SigmoidCrossEntropyLoss")
+class SigmoidCrossEntropyLossLayer(_Accumulating):
+    """Caffe's SigmoidCrossEntropyLoss: −Σ [t·log σ(x) + (1 − t)·log(1 − σ(x))] over every element, computed
+    stably, divided by the batch size N (or by N·D with ``normalization: valid``); targets t in [0, 1] have
+    the scores' shape.  Gradient: dx = weight · (σ(x) − t) / norm."""
+
+    Params = SigmoidCrossEntropyLossParams
+    n_bottoms = (2, 2)
+    n_tops = (0, 0)
+    has_loss = True
+    nondiff_bottoms = (1,)
+
+    def setup(self, bottoms):
+        self.bottoms = bottoms
+        x, t = bottoms
+        if x.data.size != t.data.size or x.shape[0] != t.shape[0]:
+            raise self.shape_error(f"bottoms '{x.name}' {fmt_shape(x.shape)} and '{t.name}' {fmt_shape(t.shape)} "
+                                   "must have the same number of rows and elements (one target per score)")
+        n, d = x.shape[0], x.data.size // x.shape[0]
+        self.view = (n, d)
+        self.row_norm = 1.0 if self.p.normalization == "batch" else float(d)
+        self.norm = self.ctx.norm_rows(n) * self.row_norm
+        self.prob = self.alloc(self.view)
+        self.reset_statistics()
+        return []
+
+    def forward(self):
+        x, t = (b.data.reshape(self.view) for b in self.bottoms)
+        total = self.be.sigmoid_xent_forward(x, t, self.prob)
+        self.loss = total / self.norm
+        k = self.valid_rows()
+        if k < self.view[0]:
+            total = self.be.sigmoid_xent_forward(x[:k], t[:k], self.prob[:k])
+        self.acc_sum += total / self.row_norm
+        self.acc_count += k
+
+    def backward(self):
+        if self.propagate_down[0]:
+            t = self.bottoms[1].data.reshape(self.view)
+            self.be.sigmoid_xent_backward(self.prob, t, self.p.weight / self.norm,
+                                          self.bottoms[0].diff.reshape(self.view))
+
+
+@dataclass(frozen=True)
 class AccuracyParams:
     axis: int = param(integer(lo=1), 1, "the class axis (Caffe: axis); 2 for T×N×V sequence scores")
 

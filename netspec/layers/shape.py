@@ -1,11 +1,12 @@
-"""Layers that change a blob's shape or join blobs: Flatten, Reshape, Concat."""
+"""Layers that change a blob's shape, join or cut blobs, or select from them: Flatten, Reshape, Concat, Slice,
+ArgMax."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
 from ..config import registry
-from ..config.fields import Invalid, integer, param
+from ..config.fields import Invalid, boolean, int_list, integer, optional, param
 from .activation import NoParams
 from .base import Layer, fmt_shape
 
@@ -106,3 +107,91 @@ class ConcatLayer(Layer):
         for i, b in enumerate(self.bottoms):
             if self.propagate_down[i]:
                 self.be.copy(self.tops[0].diff[self._slice(i)], b.diff)
+
+
+@dataclass(frozen=True)
+class SliceParams:
+    axis: int = param(integer(lo=0), 1, "axis to cut along (Caffe: axis; 1 = channels)")
+    points: tuple | None = param(optional(int_list(lo=1)), None, "where to cut, one fewer than the tops "
+                                 "(Caffe: slice_point); default: equal parts")
+
+
+@registry.layers.register("Slice")
+class SliceLayer(Layer):
+    """Cuts its bottom along ``axis`` into one top per part (Caffe's Slice; the inverse of Concat)."""
+
+    Params = SliceParams
+    n_tops = (1, None)
+
+    def setup(self, bottoms):
+        self.bottoms = bottoms
+        shape, ax, k = bottoms[0].shape, self.p.axis, len(self.spec.tops)
+        if ax >= len(shape):
+            raise self.shape_error(f"axis {ax} does not exist in bottom '{bottoms[0].name}' {fmt_shape(shape)}")
+        if self.p.points is not None:
+            pts = list(self.p.points)
+            if len(pts) != k - 1 or pts != sorted(set(pts)) or pts[-1] >= shape[ax]:
+                raise self.shape_error(f"points {pts} must be {k - 1} increasing cut(s) inside axis {ax} of "
+                                       f"{fmt_shape(shape)} for {k} tops")
+        elif shape[ax] % k:
+            raise self.shape_error(f"axis {ax} of '{bottoms[0].name}' {fmt_shape(shape)} does not divide into "
+                                   f"{k} equal parts; give points")
+        else:
+            pts = [shape[ax] // k * i for i in range(1, k)]
+        self.bounds = [0] + pts + [shape[ax]]
+        out = []
+        for i in range(k):
+            s = list(shape)
+            s[ax] = self.bounds[i + 1] - self.bounds[i]
+            out.append(tuple(s))
+        return out
+
+    def _part(self, a, i):
+        idx = [slice(None)] * a.ndim
+        idx[self.p.axis] = slice(self.bounds[i], self.bounds[i + 1])
+        return a[tuple(idx)]
+
+    def forward(self):
+        for i, t in enumerate(self.tops):
+            self.be.copy(self._part(self.bottoms[0].data, i), t.data)
+
+    def backward(self):
+        if self.propagate_down[0]:
+            for i, t in enumerate(self.tops):
+                self.be.copy(t.diff, self._part(self.bottoms[0].diff, i))
+
+
+@dataclass(frozen=True)
+class ArgMaxParams:
+    axis: int = param(integer(lo=1), 1, "axis to search (Caffe: axis)")
+    top_k: int = param(integer(lo=1), 1, "how many of the largest to give (Caffe: top_k)")
+    out_max_val: bool = param(boolean(), False, "also give the values: indices first, then values on the axis "
+                              "(Caffe: out_max_val)")
+
+
+@registry.layers.register("ArgMax")
+class ArgMaxLayer(Layer):
+    """The indices of the ``top_k`` largest values along ``axis`` (largest first), as numbers; with
+    ``out_max_val`` the values follow them on that axis (Caffe's ArgMax with an axis)."""
+
+    Params = ArgMaxParams
+    differentiable = False
+
+    def setup(self, bottoms):
+        self.bottoms = bottoms
+        shape, ax = bottoms[0].shape, self.p.axis
+        if ax >= len(shape) or self.p.top_k > shape[ax]:
+            raise self.shape_error(f"bottom '{bottoms[0].name}' {fmt_shape(shape)} has no axis {ax} with at least "
+                                   f"{self.p.top_k} values")
+        self.view = (math.prod(shape[:ax]), shape[ax], math.prod(shape[ax + 1:]))
+        out = list(shape)
+        out[ax] = self.p.top_k * (2 if self.p.out_max_val else 1)
+        self.out_view = (self.view[0], out[ax], self.view[2])
+        return [tuple(out)]
+
+    def forward(self):
+        self.be.argmax(self.bottoms[0].data.reshape(self.view), self.p.top_k, self.p.out_max_val,
+                       self.tops[0].data.reshape(self.out_view))
+
+    def backward(self):
+        pass

@@ -52,9 +52,10 @@ PHYSICAL_MEMORY = _physical_memory()
 class _Unshardable(Exception):
     """A layer's top does not keep the batch axis: the rows cannot be split between replicas."""
 
-    def __init__(self, layer: str, top: str):
+    def __init__(self, layer: str, top: str, why: str = ""):
         super().__init__(layer, top)
         self.layer, self.top = layer, top
+        self.why = why or f"top '{top}' does not keep the batch axis"
 
 
 class FlatParams:
@@ -100,6 +101,9 @@ class Replica:
     def backward(self) -> None:
         for layer in self.backward_layers:
             layer.backward()
+        be = self.ctx.backend
+        for alias in self.ctx.aliases:          # a parameter used by several layers: its gradients add up
+            be.add(alias.alias_of.diff, alias.diff, alias.alias_of.diff)
 
 
 class Net:
@@ -134,6 +138,7 @@ class Net:
         self.process_rows = self.runner.process_rows(n) if n else slice(0, None)
         self.ctx = self._context(self.process_rows)
         self._pre_shared = set(self._shared)
+        self._pre_shared_ids = {id(v) for v in self._shared.values()}
         try:
             self._build_sources(order)
             local = self._local_rows()
@@ -144,11 +149,10 @@ class Net:
                 if len(pieces) == 1:
                     raise
                 if isinstance(exc, _Unshardable) and self.runner.size > 1:
-                    raise ShapeError(f"{self._where(exc.layer)}: layers -> {exc.layer}: top '{exc.top}' does not keep "
-                                     "the batch axis, so its rows cannot be split over processes; run it in one "
-                                     "process") from None
+                    raise ShapeError(f"{self._where(exc.layer)}: layers -> {exc.layer}: {exc.why}, so its rows "
+                                     "cannot be split over processes; run it in one process") from None
                 if isinstance(exc, _Unshardable):
-                    self.note = (f"layer '{exc.layer}' changes the batch axis of '{exc.top}', so each batch runs "
+                    self.note = (f"layer '{exc.layer}': {exc.why}, so each batch runs "
                                  f"in 1 thread instead of {len(pieces)}")
                 # one replica: a layer that changes the batch axis runs fine, and a shape error names the
                 # process's shapes, as the user wrote them
@@ -164,7 +168,7 @@ class Net:
         seen, self.params = set(), []
         for layer in self.layers:
             for p in layer.params:
-                if id(p) not in seen:
+                if id(p) not in seen and p.alias_of is None:
                     seen.add(id(p))
                     self.params.append(p)
         self._stat_layers = [layer for r in self.replicas for layer in r.layers if layer.has_stats]
@@ -230,7 +234,8 @@ class Net:
             self._add_layer(ls, self.replicas[0])
         own = []
         for layer in self.replicas[0].layers:
-            own += [p for p in layer.params if p.key not in self._pre_shared and all(p is not q for q in own)]
+            own += [p for p in layer.params if id(p) not in self._pre_shared_ids and p.alias_of is None
+                    and all(p is not q for q in own)]
         if own:
             self.flat = FlatParams(own, self._backend, self.dtype)
         for replica in self.replicas[1:]:
@@ -240,7 +245,7 @@ class Net:
                 replica.grads = self._backend.zeros((self.flat.size,), self.dtype)
                 for layer in replica.layers:
                     for p in layer.params:
-                        o = self.flat.offsets.get(p.key)
+                        o = None if p.alias_of is not None else self.flat.offsets.get(p.key)
                         if o is not None:
                             p.diff = replica.grads[o:o + p.size].reshape(p.shape)
 
@@ -277,6 +282,9 @@ class Net:
         layer.bottoms = bottoms
         shapes = layer.setup(bottoms)
         sharded = len(self.replicas) > 1
+        if sharded and layer.whole_batch and self.phase == "train":
+            raise _Unshardable(ls.name, ls.tops[0] if ls.tops else "", "it trains on the statistics of the "
+                               "whole batch")
         rows = replica.rows.stop - replica.rows.start
         axis = layer.batch_axis
         if axis is None:                     # the layer keeps its first bottom's batch axis (Embed, OneHot)
