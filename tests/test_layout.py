@@ -6,7 +6,7 @@ import pytest
 
 PKG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "netspec")
 # stages from the bottom up: a module may import its own stage and the stages below it
-ORDER = ["config", "backend", "layers", "net", "training", "datasets", "tools"]
+ORDER = ["config", "backend", "layers", "net", "training", "datasets", "interchange", "tools"]
 TOP = {"__init__.py": "tools", "__main__.py": "tools", "testing.py": "tools"}
 
 

@@ -164,6 +164,8 @@ def test_every_layer_types_state_round_trips_through_a_snapshot(tmp_path, ltype)
                     "  - {name: h, type: OneHot, n_class: 3, bottoms: [c]}\n")
         elif ltype == "Input":
             text = "layers:\n  - {name: x, type: Input, shape: [2], batch_size: 3}\n"
+        elif ltype == "ArgMax":
+            text = ("layers:\n  - " + layers["MemoryData"] + "\n  - {name: a, type: ArgMax, bottoms: [d]}\n")
         elif ltype == "Accuracy":
             text = ("layers:\n  - " + layers["MemoryData"] + "\n  - {name: a, type: Accuracy, bottoms: [d, y]}\n")
         else:

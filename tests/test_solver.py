@@ -191,7 +191,7 @@ def test_solver_block_errors():
         parse_spec(base + "solver:\n  max_iter: 5\n  lr_policy: {type: step, base_lr: 0.1, gamma: 0.5, step: 10}\n", "s.yaml")
     assert [str(p) for p in info.value.problems] == [
         "s.yaml:5: solver -> lr_policy -> step: unknown parameter (did you mean 'stepsize'?)",
-        "s.yaml:5: solver -> lr_policy: missing required parameter 'stepsize' (iterations between decays)"]
+        "s.yaml:5: solver -> lr_policy: missing required parameter 'stepsize' (iterations between decays (Caffe: stepsize))"]
     with pytest.raises(SpecError, match=r"s.yaml:3: solver: missing 'lr_policy'"):
         parse_spec(base + "solver: {max_iter: 5}\n", "s.yaml")
     with pytest.raises(SpecError, match=r"s.yaml:4: coffee_breaks -> TrainingSummary: give exactly one of every_n_iter or every_n_epoch"):

@@ -56,7 +56,7 @@ def test_unknown_layer_type_lists_known_ones():
           - {{name: c, type: Convolutoin, bottoms: [x]}}
         """)
     assert msg.startswith("net.yaml:3: layers -> c -> type: unknown layer type 'Convolutoin' "
-                          "(did you mean 'Convolution'?); known: Accuracy, Concat, Convolution,")
+                          "(did you mean 'Convolution'?); known: Accuracy, ArgMax, BatchNorm, Bias,")
 
 
 def test_type_lookup_is_case_insensitive():
@@ -113,7 +113,7 @@ def test_filler_errors():
         "net.yaml:3: layers -> ip -> weight_init: unknown filler 'xaviar' (did you mean 'xavier'?); "
         "known: constant, uniform, gaussian, xavier, msra, orthogonal, values",
         "net.yaml:4: layers -> ip2 -> bias_init: filler 'gaussian' has no parameter 'sdt' (did you mean 'std'?); "
-        "it takes: mean, std",
+        "it takes: mean, std, sparse",
     ]
 
 

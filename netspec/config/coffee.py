@@ -40,6 +40,7 @@ class Schedule:
 class TrainingSummary(Schedule):
     """Logs iteration, loss, smoothed loss, learning rate, momentum and images/s; records the first four
     as ``train/loss``, ``train/loss_smoothed``, ``train/lr``, ``train/momentum``."""
+    caffe_schedule = "display"     # the Caffe solver field of every_n_iter
 
 
 def better_is_higher(key: str, higher_better) -> bool:
@@ -52,6 +53,7 @@ def better_is_higher(key: str, higher_better) -> bool:
 class Snapshot(Schedule):
     """Writes ``snapshot-<iter>.h5`` (parameters and the whole solver state) into the run folder; with
     ``keep_best``, also ``best.h5`` whenever that validation statistic improves."""
+    caffe_schedule = "snapshot"     # the Caffe solver field of every_n_iter
 
     keep_last: int | None = param(optional(integer(lo=1)), None, "keep only the newest N snapshots")
     keep_best: str | None = param(optional(string()), None,
@@ -84,6 +86,7 @@ class EarlyStopping:
 class ValidationPerformance(Schedule):
     """Runs the test net over one whole pass of its data (every example once) and records every loss and
     statistic as ``test/<layer>/<name>`` (e.g. ``test/accuracy/accuracy``)."""
+    caffe_schedule = "test_interval"     # the Caffe solver field of every_n_iter
 
 
 @registry.coffee_breaks.register("Sample")

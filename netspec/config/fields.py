@@ -25,9 +25,27 @@ class Invalid(ValueError):
 REQUIRED = dataclasses.MISSING
 
 
-def param(conv: Callable[[Any], Any], default=REQUIRED, doc: str = ""):
-    """Declare a config parameter: ``conv`` checks and converts the YAML value."""
+def param(conv: Callable[[Any], Any], default=REQUIRED, doc: str = "", caffe: str | None = None,
+          caffe_values: dict | None = None, caffe_default=None):
+    """Declare a config parameter: ``conv`` checks and converts the YAML value.
+
+    ``caffe`` is the parameter's name in Caffe, the one place it is written (the importer, ``netspec layers``
+    and the README's translation table read it from here):
+
+    * ``"num_output"`` — a field of the layer's own Caffe message (the class's ``caffe_message``, e.g.
+      ``convolution_param``; for the solver, of the solver file);
+    * ``"kernel_size|kernel_h,kernel_w"`` — one value, or an [h, w] pair given as two fields;
+    * ``"loss_param.ignore_label"`` — a field of another message of the layer;
+    * ``"param[1].lr_mult"`` — of the layer's second ``param { }`` block; ``"param[*].name"`` — of all;
+    * ``"/loss_weight"`` — a field of the layer itself.
+
+    ``caffe_values`` maps Caffe's enum values to netspec's (``{"MAX": "max", "AVE": "mean"}``);
+    ``caffe_default`` is Caffe's default where it differs from netspec's (an imported net gets it)."""
     meta = {"conv": conv, "doc": doc}
+    if caffe is not None:
+        meta["caffe"] = caffe
+        meta["caffe_values"] = caffe_values
+        meta["caffe_default"] = caffe_default
     if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -191,7 +209,7 @@ def build(cls, raw, where: Where, path: str, problems: list, skip=()):
             ok = False
     for name, f in fields.items():
         if name not in values and f.default is REQUIRED and f.default_factory is REQUIRED and name not in raw:
-            doc = f.metadata.get("doc", "")
+            doc = doc_of(f)
             problems.append(Problem(where, path, f"missing required parameter '{name}'" + (f" ({doc})" if doc else "")))
             ok = False
     if not ok:
@@ -226,6 +244,14 @@ def fields_plain(obj) -> dict:
     return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
 
 
+def doc_of(f) -> str:
+    """A parameter's line of documentation, with its Caffe name when it has one."""
+    doc = f.metadata.get("doc", "")
+    if f.metadata.get("caffe"):
+        doc += f" (Caffe: {f.metadata['caffe'].lstrip('/').replace('|', ' or ')})"
+    return doc
+
+
 def describe(cls) -> list[tuple[str, str, str]]:
     """(name, default, doc) for each parameter of ``cls``: used by ``netspec layers``."""
     out = []
@@ -236,7 +262,7 @@ def describe(cls) -> list[tuple[str, str, str]]:
             default = _yamlish(f.default_factory())
         else:
             default = "required"
-        out.append((f.name, default, f.metadata.get("doc", "")))
+        out.append((f.name, default, doc_of(f)))
     return sorted(out, key=lambda r: r[1] != "required")
 
 

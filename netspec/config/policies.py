@@ -32,7 +32,7 @@ class Policy:
 @dataclass(frozen=True)
 class LRFixed(Policy):
     """lr = base_lr"""
-    base_lr: float = param(number(lo=0), doc="the learning rate")
+    base_lr: float = param(number(lo=0), doc="the learning rate", caffe="base_lr")
 
     def at(self, it):
         return self.base_lr
@@ -42,9 +42,9 @@ class LRFixed(Policy):
 @dataclass(frozen=True)
 class LRStep(Policy):
     """lr = base_lr · gamma^⌊it / stepsize⌋"""
-    base_lr: float = param(number(lo=0), doc="initial learning rate")
-    gamma: float = param(number(lo=0), doc="factor applied every stepsize iterations")
-    stepsize: int = param(integer(lo=1), doc="iterations between decays")
+    base_lr: float = param(number(lo=0), doc="initial learning rate", caffe="base_lr")
+    gamma: float = param(number(lo=0), doc="factor applied every stepsize iterations", caffe="gamma")
+    stepsize: int = param(integer(lo=1), doc="iterations between decays", caffe="stepsize")
 
     def at(self, it):
         return self.base_lr * self.gamma ** (it // self.stepsize)
@@ -54,9 +54,10 @@ class LRStep(Policy):
 @dataclass(frozen=True)
 class LRMultiStep(Policy):
     """lr = base_lr · gamma^(number of steps ≤ it)"""
-    base_lr: float = param(number(lo=0), doc="initial learning rate")
-    gamma: float = param(number(lo=0), doc="factor applied at each step")
-    steps: tuple = param(int_list(lo=1), doc="iterations at which the rate is multiplied by gamma (increasing)")
+    base_lr: float = param(number(lo=0), doc="initial learning rate", caffe="base_lr")
+    gamma: float = param(number(lo=0), doc="factor applied at each step", caffe="gamma")
+    steps: tuple = param(int_list(lo=1), caffe="stepvalue",
+                        doc="iterations at which the rate is multiplied by gamma (increasing)")
 
     def check(self):
         if list(self.steps) != sorted(set(self.steps)):
@@ -71,8 +72,8 @@ class LRMultiStep(Policy):
 @dataclass(frozen=True)
 class LRExp(Policy):
     """lr = base_lr · gamma^it"""
-    base_lr: float = param(number(lo=0), doc="initial learning rate")
-    gamma: float = param(number(lo=0), doc="factor per iteration")
+    base_lr: float = param(number(lo=0), doc="initial learning rate", caffe="base_lr")
+    gamma: float = param(number(lo=0), doc="factor per iteration", caffe="gamma")
 
     def at(self, it):
         return self.base_lr * self.gamma ** it
@@ -82,9 +83,9 @@ class LRExp(Policy):
 @dataclass(frozen=True)
 class LRInv(Policy):
     """lr = base_lr · (1 + gamma · it)^(−power)"""
-    base_lr: float = param(number(lo=0), doc="initial learning rate")
-    gamma: float = param(number(lo=0), doc="decay speed")
-    power: float = param(number(lo=0), doc="decay exponent")
+    base_lr: float = param(number(lo=0), doc="initial learning rate", caffe="base_lr")
+    gamma: float = param(number(lo=0), doc="decay speed", caffe="gamma")
+    power: float = param(number(lo=0), doc="decay exponent", caffe="power")
 
     def at(self, it):
         return self.base_lr * (1.0 + self.gamma * it) ** (-self.power)
@@ -94,9 +95,9 @@ class LRInv(Policy):
 @dataclass(frozen=True)
 class LRPoly(Policy):
     """lr = base_lr · (1 − it / max_iter)^power  (0 from max_iter on)"""
-    base_lr: float = param(number(lo=0), doc="initial learning rate")
-    power: float = param(number(lo=0), doc="exponent")
-    max_iter: int = param(integer(lo=1), doc="iteration at which the rate reaches 0")
+    base_lr: float = param(number(lo=0), doc="initial learning rate", caffe="base_lr")
+    power: float = param(number(lo=0), doc="exponent", caffe="power")
+    max_iter: int = param(integer(lo=1), doc="iteration at which the rate reaches 0", caffe="max_iter")
 
     def at(self, it):
         return self.base_lr * max(0.0, 1.0 - it / self.max_iter) ** self.power
@@ -106,9 +107,9 @@ class LRPoly(Policy):
 @dataclass(frozen=True)
 class LRSigmoid(Policy):
     """lr = base_lr / (1 + exp(−gamma · (it − stepsize)))"""
-    base_lr: float = param(number(lo=0), doc="asymptotic learning rate")
-    gamma: float = param(number(), doc="steepness (negative to decay)")
-    stepsize: int = param(integer(lo=0), doc="iteration of the midpoint")
+    base_lr: float = param(number(lo=0), doc="asymptotic learning rate", caffe="base_lr")
+    gamma: float = param(number(), doc="steepness (negative to decay)", caffe="gamma")
+    stepsize: int = param(integer(lo=0), doc="iteration of the midpoint", caffe="stepsize")
 
     def at(self, it):
         z = -self.gamma * (it - self.stepsize)
@@ -135,7 +136,7 @@ class LRDecayOnValidation(Policy):
 @dataclass(frozen=True)
 class MomFixed(Policy):
     """momentum = value"""
-    value: float = param(number(lo=0, hi=1), 0.0, "the momentum")
+    value: float = param(number(lo=0, hi=1), 0.0, "the momentum", caffe="momentum")
 
     def at(self, it):
         return self.value

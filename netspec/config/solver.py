@@ -48,48 +48,54 @@ class NesterovParams(MethodParams):
 @dataclass(frozen=True)
 class AdaGradParams(MethodParams):
     """AdaGrad."""
-    eps: float = param(number(lo=0, lo_open=True), 1e-8, "ε (Caffe: delta)")
+    eps: float = param(number(lo=0, lo_open=True), 1e-8, "ε", caffe="delta")
 
 
 @registry.solvers.register("rmsprop")
 @dataclass(frozen=True)
 class RMSPropParams(MethodParams):
     """RMSProp."""
-    rms_decay: float = param(number(lo=0, hi=1, hi_open=True), 0.99, "decay of the mean square")
-    eps: float = param(number(lo=0, lo_open=True), 1e-8, "ε (Caffe: delta)")
+    rms_decay: float = param(number(lo=0, hi=1, hi_open=True), 0.99, "decay of the mean square", caffe="rms_decay")
+    eps: float = param(number(lo=0, lo_open=True), 1e-8, "ε", caffe="delta")
 
 
 @registry.solvers.register("adadelta")
 @dataclass(frozen=True)
 class AdaDeltaParams(MethodParams):
     """AdaDelta; Caffe recommends lr 1.0."""
-    rho: float = param(number(lo=0, hi=1, hi_open=True), 0.95, "decay (Caffe: momentum)")
-    eps: float = param(number(lo=0, lo_open=True), 1e-6, "ε (Caffe: delta)")
+    rho: float = param(number(lo=0, hi=1, hi_open=True), 0.95, "decay", caffe="momentum")
+    eps: float = param(number(lo=0, lo_open=True), 1e-6, "ε", caffe="delta")
 
 
 @registry.solvers.register("adam")
 @dataclass(frozen=True)
 class AdamParams(MethodParams):
     """Adam."""
-    beta1: float = param(number(lo=0, hi=1, hi_open=True), 0.9, "decay of the first moment")
-    beta2: float = param(number(lo=0, hi=1, hi_open=True), 0.999, "decay of the second moment")
-    eps: float = param(number(lo=0, lo_open=True), 1e-8, "ε (Caffe: delta)")
+    beta1: float = param(number(lo=0, hi=1, hi_open=True), 0.9, "decay of the first moment", caffe="momentum")
+    beta2: float = param(number(lo=0, hi=1, hi_open=True), 0.999, "decay of the second moment",
+                          caffe="momentum2")
+    eps: float = param(number(lo=0, lo_open=True), 1e-8, "ε", caffe="delta")
 
 
 # -------------------------------------------------------------------------------------------- solver
 @dataclass(frozen=True)
 class SolverParams:
-    max_iter: int | None = param(optional(integer(lo=0)), None, "number of updates to run (or max_epoch)")
+    max_iter: int | None = param(optional(integer(lo=0)), None, "number of updates to run (or max_epoch)",
+                                 caffe="max_iter")
     max_epoch: int | None = param(optional(integer(lo=1)), None,
                                   "epochs of the training data to run (instead of max_iter)")
     method: str = param(lambda v: registry.solvers.canonical(v), "sgd",
-                        "sgd, nesterov, adam, adagrad, adadelta or rmsprop")
-    regu_coef: float = param(number(lo=0), 0.0, "weight decay λ (Caffe: weight_decay); L2 adds λ·w")
-    regularization: str = param(choice("L2", "L1"), "L2", "L2 (adds λ·w to the gradient) or L1 (adds λ·sign(w))")
+                        "sgd, nesterov, adam, adagrad, adadelta or rmsprop", caffe="type",
+                        caffe_values={"SGD": "sgd", "Nesterov": "nesterov", "AdaGrad": "adagrad",
+                                      "RMSProp": "rmsprop", "AdaDelta": "adadelta", "Adam": "adam"})
+    regu_coef: float = param(number(lo=0), 0.0, "weight decay λ; L2 adds λ·w", caffe="weight_decay")
+    regularization: str = param(choice("L2", "L1"), "L2", "L2 (adds λ·w to the gradient) or L1 (adds λ·sign(w))",
+                                caffe="regularization_type")
     loss_smoothing: float = param(number(lo=0, hi=1, hi_open=True), 0.9,
                                   "factor of the moving average shown as the smoothed loss")
     clip_gradients: float | None = param(optional(number(lo=0, lo_open=True)), None,
-                                         "scale the gradient down when its global L2 norm exceeds this (Caffe)")
+                                         "scale the gradient down when its global L2 norm exceeds this",
+                                         caffe="clip_gradients")
     options: MethodParams = None       # the method's own parameters (AdamParams, ...)
     lr_policy: object = None
     mom_policy: object = None

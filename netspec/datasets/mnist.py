@@ -116,7 +116,8 @@ def prepare(src: str | None, out: str = "data/mnist", *, shard_rows: int = 10000
             arrays[kind] = read_idx(find_file(src, name), magic, count)
         data = (arrays["images"].astype(np.float32) * np.float32(SCALE)).reshape(-1, 1, 28, 28)
         label = arrays["labels"].astype(np.float32)
-        out_lists[split] = write_shards(out, split, {"data": data, "label": label}, shard_rows, progress)
+        out_lists[split] = write_shards(out, split, {"data": data, "label": label}, shard_rows, progress,
+                                        attrs={"scale": SCALE})       # how the pixels were prepared
         if split == "train":
             write_stats(out, data)
     return out_lists

@@ -73,12 +73,14 @@ class _Elementwise(Layer):
 
 @dataclass(frozen=True)
 class ReLUParams:
-    negative_slope: float = param(number(lo=0), 0.0, "y = slope · x for x ≤ 0 (leaky ReLU; Caffe: negative_slope)")
+    negative_slope: float = param(number(lo=0), 0.0, "y = slope · x for x ≤ 0 (leaky ReLU)", caffe="negative_slope")
 
 
 @registry.layers.register("ReLU")
 class ReLULayer(_Elementwise):
     """y = max(x, 0), or ``negative_slope · x`` where x ≤ 0 (leaky); may run in place."""
+
+    caffe_type, caffe_message = "ReLU", "relu_param"
     Params = ReLUParams
     neuron_type = ReLUNeuron
 
@@ -97,12 +99,14 @@ class ReLULayer(_Elementwise):
 
 @dataclass(frozen=True)
 class ELUParams:
-    alpha: float = param(number(lo=0), 1.0, "y = α (eˣ − 1) for x ≤ 0 (Caffe: alpha)")
+    alpha: float = param(number(lo=0), 1.0, "y = α (eˣ − 1) for x ≤ 0", caffe="alpha")
 
 
 @registry.layers.register("ELU")
 class ELULayer(Layer):
     """y = x where x > 0, else α (eˣ − 1) (Caffe's ELU); may run in place."""
+
+    caffe_type, caffe_message = "ELU", "elu_param"
     Params = ELUParams
     inplace_ok = True
 
@@ -121,10 +125,10 @@ class ELULayer(Layer):
 
 @dataclass(frozen=True)
 class PReLUParams:
-    channel_shared: bool = param(boolean(), False, "one slope for every channel (Caffe: channel_shared)")
-    slope_init: Filler = param(filler, Filler("constant", value=0.25), "filler of the slopes (Caffe: filler; 0.25)")
-    slope_lr: float = param(number(lo=0), 1.0, "learning-rate multiplier of the slopes (Caffe: lr_mult)")
-    slope_decay: float = param(number(lo=0), 1.0, "weight-decay multiplier of the slopes (Caffe: decay_mult)")
+    channel_shared: bool = param(boolean(), False, "one slope for every channel", caffe="channel_shared")
+    slope_init: Filler = param(filler, Filler("constant", value=0.25), "filler of the slopes; 0.25", caffe="filler")
+    slope_lr: float = param(number(lo=0), 1.0, "learning-rate multiplier of the slopes", caffe="param[0].lr_mult")
+    slope_decay: float = param(number(lo=0), 1.0, "weight-decay multiplier of the slopes", caffe="param[0].decay_mult")
     param_names: tuple | None = param_names_param()
 
 
@@ -132,6 +136,9 @@ class PReLUParams:
 class PReLULayer(Layer):
     """y = max(x, 0) + a[c] · min(x, 0) with learned slopes a, one per channel (axis 1) or one for all
     (Caffe's PReLU).  Its gradient needs the input, so it does not run in place."""
+
+    caffe_type, caffe_message = "PReLU", "prelu_param"
+    caffe_blobs = (("slope", 1),)
     Params = PReLUParams
 
     def setup(self, bottoms):
@@ -164,14 +171,16 @@ class PReLULayer(Layer):
 
 @dataclass(frozen=True)
 class PowerParams:
-    power: float = param(number(), 1.0, "exponent (Caffe: power)")
-    scale: float = param(number(), 1.0, "factor on x (Caffe: scale)")
-    shift: float = param(number(), 0.0, "added after scaling (Caffe: shift)")
+    power: float = param(number(), 1.0, "exponent", caffe="power")
+    scale: float = param(number(), 1.0, "factor on x", caffe="scale")
+    shift: float = param(number(), 0.0, "added after scaling", caffe="shift")
 
 
 @registry.layers.register("Power")
 class PowerLayer(Layer):
     """y = (shift + scale · x)^power (Caffe's Power)."""
+
+    caffe_type, caffe_message = "Power", "power_param"
     Params = PowerParams
 
     def setup(self, bottoms):
@@ -192,24 +201,31 @@ class PowerLayer(Layer):
 @registry.layers.register("Sigmoid")
 class SigmoidLayer(_Elementwise):
     """y = 1 / (1 + e^−x); may run in place."""
+
+    caffe_type = "Sigmoid"
     neuron_type = SigmoidNeuron
 
 
 @registry.layers.register("Tanh")
 class TanhLayer(_Elementwise):
     """y = tanh(x); may run in place."""
+
+    caffe_type = "TanH"
     neuron_type = TanhNeuron
 
 
 # ---------------------------------------------------------------------------------------------- dropout
 @dataclass(frozen=True)
 class DropoutParams:
-    ratio: float = param(number(lo=0.0, hi=1.0, hi_open=True), 0.5, "probability of dropping a unit (Caffe: dropout_ratio)")
+    ratio: float = param(number(lo=0.0, hi=1.0, hi_open=True), 0.5, "probability of dropping a unit",
+                          caffe="dropout_ratio")
 
 
 @registry.layers.register("Dropout")
 class DropoutLayer(Layer):
     """Inverted dropout: in training y = x · mask / (1 − ratio); at test time y = x (no scaling needed)."""
+
+    caffe_type, caffe_message = "Dropout", "dropout_param"
 
     Params = DropoutParams
     inplace_ok = True
@@ -243,12 +259,14 @@ class DropoutLayer(Layer):
 # ---------------------------------------------------------------------------------------------- softmax
 @dataclass(frozen=True)
 class SoftmaxParams:
-    axis: int = param(integer(lo=1), 1, "the class axis (Caffe: axis); 2 for T×N×V sequence scores")
+    axis: int = param(integer(lo=1), 1, "the class axis; 2 for T×N×V sequence scores", caffe="axis")
 
 
 @registry.layers.register("Softmax")
 class SoftmaxLayer(Layer):
     """Softmax over the class axis (``axis``, default 1), independently at every other position."""
+
+    caffe_type, caffe_message = "Softmax", "softmax_param"
 
     Params = SoftmaxParams
     batch_axis = None

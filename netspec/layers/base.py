@@ -101,6 +101,9 @@ class Layer:
                                             # bottom's, for layers that add axes after it: Embed, OneHot)
     shares_data: ClassVar[bool] = False     # the tops are the first bottom's arrays (Split)
     state_rows: ClassVar[bool] = False      # state() has a row per example (gathered over replicas/ranks)
+    caffe_type: ClassVar[str | None] = None     # Caffe's name of this type (None: no Caffe counterpart)
+    caffe_message: ClassVar[str | None] = None  # the layer's parameter message in Caffe (convolution_param)
+    caffe_blobs: ClassVar[tuple] = ()           # (parameter, rank) in the order of Caffe's blobs
     whole_batch: ClassVar[bool] = False     # training needs statistics of the whole batch (BatchNorm): the
                                             # net runs its train phase in one replica
 
@@ -244,4 +247,4 @@ def neuron_param():
 def param_names_param():
     """``param_names:`` — net-wide names for a layer's parameters (sharing by name; see ``Layer.add_param``)."""
     return param(optional(string_list()), None, "net-wide names of this layer's parameters, in order: layers "
-                 "naming the same one share it (Caffe: param { name }, Mocha: param_key)")
+                 "naming the same one share it (Mocha: param_key)", caffe="param[*].name")

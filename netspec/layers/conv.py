@@ -28,10 +28,10 @@ def pool_out(size: int, kernel: int, stride: int, pad: int) -> int:
 
 @dataclass(frozen=True, kw_only=True)
 class ConvolutionParams(LearnableParams):
-    n_filter: int = param(integer(lo=1), doc="number of filters = output channels (Caffe: num_output)")
-    kernel: tuple = param(pair(1), doc="[h, w] of each filter (Caffe: kernel_size)")
-    stride: tuple = param(pair(1), (1, 1), "[h, w] step between windows")
-    pad: tuple = param(pair(0), (0, 0), "[h, w] zeros added on each side")
+    n_filter: int = param(integer(lo=1), doc="number of filters = output channels", caffe="num_output")
+    kernel: tuple = param(pair(1), doc="[h, w] of each filter", caffe="kernel_size|kernel_h,kernel_w")
+    stride: tuple = param(pair(1), (1, 1), "[h, w] step between windows", caffe="stride|stride_h,stride_w")
+    pad: tuple = param(pair(0), (0, 0), "[h, w] zeros added on each side", caffe="pad|pad_h,pad_w")
 
 
 def _expect_4d(layer, bottom):
@@ -45,6 +45,9 @@ def _expect_4d(layer, bottom):
 class ConvolutionLayer(NeuronMixin, Layer):
     """y = W ∗ x + b (cross-correlation, as in Caffe).  How it is computed — the layout of the GEMMs, the
     unfolding buffers — is the backend's plan (``conv_plan``; see :class:`netspec.backend.cpu.CPUBackend`)."""
+
+    caffe_type, caffe_message = "Convolution", "convolution_param"
+    caffe_blobs = (("weight", 4), ("bias", 1))
 
     Params = ConvolutionParams
 
@@ -84,6 +87,9 @@ class DeconvolutionLayer(NeuronMixin, Layer):
     """The transposed convolution (Caffe's Deconvolution): each input pixel spreads a filter over the output,
     ``oh = stride·(H − 1) + kernel − 2·pad``.  The weight is (C_in, n_filter, kh, kw), as in Caffe."""
 
+    caffe_type, caffe_message = "Deconvolution", "convolution_param"
+    caffe_blobs = (("weight", 4), ("bias", 1))
+
     Params = ConvolutionParams
 
     def setup(self, bottoms):
@@ -114,10 +120,12 @@ class DeconvolutionLayer(NeuronMixin, Layer):
 
 @dataclass(frozen=True)
 class PoolingParams:
-    kernel: tuple = param(pair(1), doc="[h, w] of the pooling window (Caffe: kernel_size)")
-    stride: tuple = param(pair(1), (1, 1), "[h, w] step between windows")
-    pad: tuple = param(pair(0), (0, 0), "[h, w] padding on each side (must be smaller than the kernel)")
-    method: str = param(choice("max", "mean"), "max", "max or mean (Caffe: pool MAX / AVE)")
+    kernel: tuple = param(pair(1), doc="[h, w] of the pooling window", caffe="kernel_size|kernel_h,kernel_w")
+    stride: tuple = param(pair(1), (1, 1), "[h, w] step between windows", caffe="stride|stride_h,stride_w")
+    pad: tuple = param(pair(0), (0, 0), "[h, w] padding on each side (must be smaller than the kernel)",
+                       caffe="pad|pad_h,pad_w")
+    method: str = param(choice("max", "mean"), "max", "max or mean", caffe="pool",
+                        caffe_values={"MAX": "max", "AVE": "mean"})
 
     def check(self):
         if self.pad[0] >= self.kernel[0] or self.pad[1] >= self.kernel[1]:
@@ -129,6 +137,8 @@ class PoolingParams:
 class PoolingLayer(Layer):
     """Max pooling (stores the arg-max for backward; padded cells act as −∞) or mean pooling (divides by
     the window clipped to the padded input, as Caffe does)."""
+
+    caffe_type, caffe_message = "Pooling", "pooling_param"
 
     Params = PoolingParams
 

@@ -160,9 +160,9 @@ class _Source(Layer):
 
 @dataclass(frozen=True)
 class HDF5DataParams:
-    source: str = param(string(), doc="list file naming one HDF5 file per line (Caffe/Mocha 'source')")
-    batch_size: int = param(integer(lo=1), doc="rows per batch")
-    shuffle: bool = param(boolean(), False, "visit the data in a new random order every epoch")
+    source: str = param(string(), doc="list file naming one HDF5 file per line (Mocha: source)", caffe="source")
+    batch_size: int = param(integer(lo=1), doc="rows per batch", caffe="batch_size")
+    shuffle: bool = param(boolean(), False, "visit the data in a new random order every epoch", caffe="shuffle")
     chunk_rows: int = param(integer(lo=1), 16384, "rows read from disk at a time (memory bound of the layer)")
     transforms: list = param(transforms_param, [], "transforms of the first top: scale, mean, std, mirror, crop, rotate")
 
@@ -183,6 +183,8 @@ class HDF5DataLayer(_Source):
     The files are kept open and read ``chunk_rows`` rows at a time with ``read_direct`` into buffers
     allocated once; HDF5 converts the stored type (e.g. uint8) to float32 on the way.
     """
+
+    caffe_type, caffe_message = "HDF5Data", "hdf5_data_param"
 
     Params = HDF5DataParams
 
@@ -323,7 +325,7 @@ class MemoryDataLayer(_Source):
 
 @dataclass(frozen=True)
 class InputParams:
-    shape: tuple = param(int_list(lo=1), doc="shape of one row of the top, e.g. [1, 28, 28] (Caffe: input_param)")
+    shape: tuple = param(int_list(lo=1), doc="shape of one row of the top, e.g. [1, 28, 28]", caffe="shape.dim")
     batch_size: int = param(integer(lo=1), 1, "rows per batch")
 
 
@@ -331,6 +333,8 @@ class InputParams:
 class InputLayer(Layer):
     """A declared-shape source for deploy nets (Caffe's ``Input``): its top holds whatever rows are put into
     it (``netspec predict`` and ``netspec.load(...).predict`` feed it); it reads no file."""
+
+    caffe_type, caffe_message = "Input", "input_param"
 
     Params = InputParams
     is_source = True

@@ -10,8 +10,10 @@ from .base import Layer, fmt_shape
 
 @dataclass(frozen=True)
 class ElementWiseParams:
-    operation: str = param(choice("sum", "product", "max"), "sum", "sum, product or max (Caffe: Eltwise operation)")
-    coeffs: tuple | None = param(optional(number_list()), None, "one coefficient per bottom for sum (default all 1)")
+    operation: str = param(choice("sum", "product", "max"), "sum", "sum, product or max", caffe="operation",
+                          caffe_values={"SUM": "sum", "PROD": "product", "MAX": "max"})
+    coeffs: tuple | None = param(optional(number_list()), None, "one coefficient per bottom for sum (default all 1)",
+                                  caffe="coeff")
 
     def check(self):
         if self.coeffs is not None and self.operation != "sum":
@@ -22,6 +24,8 @@ class ElementWiseParams:
 @registry.layers.register("ElementWise")
 class ElementWiseLayer(Layer):
     """y = Σ cᵢ·xᵢ, Π xᵢ, or max xᵢ element by element over bottoms of one shape."""
+
+    caffe_type, caffe_message = "Eltwise", "eltwise_param"
 
     Params = ElementWiseParams
     n_bottoms = (2, None)

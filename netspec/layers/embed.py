@@ -45,8 +45,8 @@ def _check_codes(layer, blob, size: int):
 
 @dataclass(frozen=True)
 class EmbedParams:
-    input_dim: int = param(integer(lo=1), doc="size of the vocabulary: codes 0..input_dim-1 (Caffe: input_dim)")
-    output_dim: int = param(integer(lo=1), doc="length of each code's vector (Caffe: num_output)")
+    input_dim: int = param(integer(lo=1), doc="size of the vocabulary: codes 0..input_dim-1", caffe="input_dim")
+    output_dim: int = param(integer(lo=1), doc="length of each code's vector", caffe="num_output")
     weight_init: object = param(filler, Filler("xavier"), "filler of the (input_dim, output_dim) table")
     weight_lr: float = param(number(lo=0), 1.0, "learning-rate multiplier of the table")
 

@@ -15,14 +15,17 @@ from .learnable import LearnableParams, add_weight_and_bias
 
 @dataclass(frozen=True, kw_only=True)
 class InnerProductParams(LearnableParams):
-    output_dim: int = param(integer(lo=1), doc="number of outputs (Caffe: num_output)")
-    axis: int = param(integer(lo=1), 1, "the axes from this one on are the inputs (Caffe: axis); "
-                                        "2 for T×N×D sequences, which give T×N×output_dim")
+    output_dim: int = param(integer(lo=1), doc="number of outputs", caffe="num_output")
+    axis: int = param(integer(lo=1), 1, "the axes from this one on are the inputs; "
+                                        "2 for T×N×D sequences, which give T×N×output_dim", caffe="axis")
 
 
 @registry.layers.register("InnerProduct")
 class InnerProductLayer(NeuronMixin, Layer):
     """Forward ``y = x Wᵀ + b``; backward ``dW = dyᵀ x``, ``db = Σₙ dy``, ``dx = dy W`` — three GEMMs."""
+
+    caffe_type, caffe_message = "InnerProduct", "inner_product_param"
+    caffe_blobs = (("weight", 2), ("bias", 1))
 
     Params = InnerProductParams
     batch_axis = None            # the top keeps the bottom's batch axis (T×N×D → T×N×V)

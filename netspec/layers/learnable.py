@@ -10,14 +10,15 @@ from .base import neuron_param, param_names_param
 
 @dataclass(frozen=True, kw_only=True)
 class LearnableParams:
-    bias: bool = param(boolean(), True, "learn a bias (Caffe: bias_term)")
+    bias: bool = param(boolean(), True, "learn a bias", caffe="bias_term")
     neuron: str | None = neuron_param()
-    weight_init: Filler = param(filler, Filler("xavier"), "weight filler (Caffe: weight_filler); default xavier")
-    bias_init: Filler = param(filler, Filler("constant", value=0.0), "bias filler (Caffe: bias_filler); default 0")
-    weight_lr: float = param(number(lo=0), 1.0, "learning-rate multiplier of the weight (Caffe: lr_mult)")
-    bias_lr: float = param(number(lo=0), 1.0, "learning-rate multiplier of the bias (Caffe: second lr_mult)")
-    weight_decay: float = param(number(lo=0), 1.0, "weight-decay multiplier of the weight (Caffe: decay_mult)")
-    bias_decay: float = param(number(lo=0), 1.0, "weight-decay multiplier of the bias (Caffe: second decay_mult)")
+    weight_init: Filler = param(filler, Filler("xavier"), "weight filler; default xavier", caffe="weight_filler",
+                           caffe_default={"type": "constant", "value": 0.0})
+    bias_init: Filler = param(filler, Filler("constant", value=0.0), "bias filler; default 0", caffe="bias_filler")
+    weight_lr: float = param(number(lo=0), 1.0, "learning-rate multiplier of the weight", caffe="param[0].lr_mult")
+    bias_lr: float = param(number(lo=0), 1.0, "learning-rate multiplier of the bias", caffe="param[1].lr_mult")
+    weight_decay: float = param(number(lo=0), 1.0, "weight-decay multiplier of the weight", caffe="param[0].decay_mult")
+    bias_decay: float = param(number(lo=0), 1.0, "weight-decay multiplier of the bias", caffe="param[1].decay_mult")
     param_names: tuple | None = param_names_param()
 
 

@@ -67,15 +67,15 @@ def _labels_or_raise(layer, label, n_class, n, s, data=None):
 
 @dataclass(frozen=True)
 class LossParams:
-    weight: float = param(number(), 1.0, "multiplier of this loss in the objective (Caffe: loss_weight)")
+    weight: float = param(number(), 1.0, "multiplier of this loss in the objective", caffe="/loss_weight")
 
 
 @dataclass(frozen=True)
 class SoftmaxLossParams(LossParams):
-    axis: int = param(integer(lo=1), 1, "the class axis (Caffe: axis); 2 for T×N×V sequence scores")
+    axis: int = param(integer(lo=1), 1, "the class axis; 2 for T×N×V sequence scores", caffe="softmax_param.axis")
     ignore_label: int | None = param(optional(integer()), None,
                                      "a label that counts for nothing: no loss, no gradient (Caffe); the "
-                                     "loss still divides by every place")
+                                     "loss still divides by every place", caffe="loss_param.ignore_label")
     per_symbol: bool = param(boolean(), False, "also report bits per symbol and perplexity (character models)")
 
 
@@ -84,6 +84,8 @@ class SoftmaxLossLayer(_Accumulating):
     """loss = mean over the batch (and spatial positions) of −log softmax(x)[label]; labels 0..K−1.
 
     Fused: forward keeps the probabilities, backward is weight · (p − onehot) / (N·S)."""
+
+    caffe_type = "SoftmaxWithLoss"
 
     Params = SoftmaxLossParams
     n_bottoms = (2, 2)
@@ -173,6 +175,8 @@ class SquareLossLayer(_Accumulating):
 
     Gradient: da = weight · (a − b) · c, db = −da, with c = 1/N (euclidean) or 2/(N·D) (mse)."""
 
+    caffe_type = "EuclideanLoss"
+
     Params = SquareLossParams
     n_bottoms = (2, 2)
     n_tops = (0, 0)
@@ -216,7 +220,8 @@ class SquareLossLayer(_Accumulating):
 @dataclass(frozen=True)
 class SigmoidCrossEntropyLossParams(LossParams):
     normalization: str = param(choice("batch", "valid"), "batch", "divide the sum by the batch size (Caffe's "
-                               "default for this loss, BATCH_SIZE) or by the number of elements (VALID)")
+                               "default for this loss) or by the number of elements", caffe="loss_param.normalization",
+                               caffe_values={"BATCH_SIZE": "batch", "VALID": "valid"})
 
 
 @registry.layers.register("SigmoidCrossEntropyLoss")
@@ -224,6 +229,8 @@ class SigmoidCrossEntropyLossLayer(_Accumulating):
     """Caffe's SigmoidCrossEntropyLoss: −Σ [t·log σ(x) + (1 − t)·log(1 − σ(x))] over every element, computed
     stably, divided by the batch size N (or by N·D with ``normalization: valid``); targets t in [0, 1] have
     the scores' shape.  Gradient: dx = weight · (σ(x) − t) / norm."""
+
+    caffe_type = "SigmoidCrossEntropyLoss"
 
     Params = SigmoidCrossEntropyLossParams
     n_bottoms = (2, 2)
@@ -264,7 +271,7 @@ class SigmoidCrossEntropyLossLayer(_Accumulating):
 
 @dataclass(frozen=True)
 class AccuracyParams:
-    axis: int = param(integer(lo=1), 1, "the class axis (Caffe: axis); 2 for T×N×V sequence scores")
+    axis: int = param(integer(lo=1), 1, "the class axis; 2 for T×N×V sequence scores", caffe="axis")
 
 
 @registry.layers.register("Accuracy")
@@ -272,6 +279,8 @@ class AccuracyLayer(_Accumulating):
     """Fraction of rows whose arg-max over axis 1 equals the label, accumulated over every batch since
     ``reset_statistics`` (a whole test epoch during validation).  An optional top receives the accuracy
     of the current batch."""
+
+    caffe_type, caffe_message = "Accuracy", "accuracy_param"
 
     Params = AccuracyParams
     n_bottoms = (2, 2)

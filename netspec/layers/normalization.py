@@ -29,9 +29,11 @@ def channel_view(layer, blob, axis: int) -> tuple:
 @dataclass(frozen=True)
 class BatchNormParams:
     use_global_stats: bool | None = param(optional(boolean()), None, "normalize with the running averages "
-                                          "(default: false in training, true in the test phase, as Caffe)")
-    moving_average_fraction: float = param(number(lo=0, hi=1), 0.999, "decay of the running averages (Caffe)")
-    eps: float = param(number(lo=0, lo_open=True), 1e-5, "added to the variance (Caffe)")
+                                          "(default: false in training, true in the test phase, as Caffe)",
+                                          caffe="use_global_stats")
+    moving_average_fraction: float = param(number(lo=0, hi=1), 0.999, "decay of the running averages",
+                                            caffe="moving_average_fraction")
+    eps: float = param(number(lo=0, lo_open=True), 1e-5, "added to the variance", caffe="eps")
     scale_bias: bool = param(boolean(), False, "learn a scale γ and bias β per channel after normalizing (what "
                              "Caffe needs a Scale layer with bias_term for)")
     scale_init: Filler = param(filler, Filler("constant", value=1.0), "filler of γ (with scale_bias)")
@@ -49,7 +51,11 @@ class BatchNormLayer(Layer):
     running arrays are parameters that are never trained (Caffe's three blobs, in its order), so they are
     saved, loaded with ``--weights`` and shared with the test net like the weights.  May run in place."""
 
+    caffe_type, caffe_message = "BatchNorm", "batch_norm_param"
+    caffe_blobs = (("mean", 1), ("variance", 1), ("factor", 1))
+
     Params = BatchNormParams
+    caffe_ignores_param = True      # Caffe nets set lr_mult: 0 on the statistics; netspec never trains them
     whole_batch = True
     inplace_ok = True
 
@@ -111,12 +117,12 @@ class BatchNormLayer(Layer):
 # ------------------------------------------------------------------------------------------ Scale, Bias
 @dataclass(frozen=True)
 class ScaleParams:
-    axis: int = param(integer(lo=0), 1, "the axis the factors run along (Caffe: axis; 1 = channels)")
-    bias: bool = param(boolean(), False, "also learn a bias per channel (Caffe: bias_term)")
-    scale_init: Filler = param(filler, Filler("constant", value=1.0), "filler of the factors (Caffe: filler)")
-    bias_init: Filler = param(filler, Filler("constant", value=0.0), "filler of the bias (Caffe: bias_filler)")
-    scale_lr: float = param(number(lo=0), 1.0, "learning-rate multiplier of the factors (Caffe: lr_mult)")
-    bias_lr: float = param(number(lo=0), 1.0, "learning-rate multiplier of the bias (Caffe: second lr_mult)")
+    axis: int = param(integer(lo=0), 1, "the axis the factors run along (1 = channels)", caffe="axis")
+    bias: bool = param(boolean(), False, "also learn a bias per channel", caffe="bias_term")
+    scale_init: Filler = param(filler, Filler("constant", value=1.0), "filler of the factors", caffe="filler")
+    bias_init: Filler = param(filler, Filler("constant", value=0.0), "filler of the bias", caffe="bias_filler")
+    scale_lr: float = param(number(lo=0), 1.0, "learning-rate multiplier of the factors", caffe="param[0].lr_mult")
+    bias_lr: float = param(number(lo=0), 1.0, "learning-rate multiplier of the bias", caffe="param[1].lr_mult")
     param_names: tuple | None = param_names_param()
 
 
@@ -124,6 +130,9 @@ class ScaleParams:
 class ScaleLayer(Layer):
     """``y = x · s[c] (+ b[c])`` with learned factors ``s`` (and bias ``b``) along ``axis`` (Caffe's Scale
     with one learned scale blob; the second-bottom form is not supported)."""
+
+    caffe_type, caffe_message = "Scale", "scale_param"
+    caffe_blobs = (("scale", 1), ("bias", 1))
 
     Params = ScaleParams
     learn_scale = True
@@ -151,15 +160,18 @@ class ScaleLayer(Layer):
 
 @dataclass(frozen=True)
 class BiasParams:
-    axis: int = param(integer(lo=0), 1, "the axis the biases run along (Caffe: axis; 1 = channels)")
-    bias_init: Filler = param(filler, Filler("constant", value=0.0), "filler of the bias (Caffe: filler)")
-    bias_lr: float = param(number(lo=0), 1.0, "learning-rate multiplier (Caffe: lr_mult)")
+    axis: int = param(integer(lo=0), 1, "the axis the biases run along (1 = channels)", caffe="axis")
+    bias_init: Filler = param(filler, Filler("constant", value=0.0), "filler of the bias", caffe="filler")
+    bias_lr: float = param(number(lo=0), 1.0, "learning-rate multiplier", caffe="param[0].lr_mult")
     param_names: tuple | None = param_names_param()
 
 
 @registry.layers.register("Bias")
 class BiasLayer(ScaleLayer):
     """``y = x + b[c]`` with a learned bias along ``axis`` (Caffe's Bias); may run in place."""
+
+    caffe_type, caffe_message = "Bias", "bias_param"
+    caffe_blobs = (("bias", 1),)
 
     Params = BiasParams
     learn_scale = False
@@ -169,12 +181,14 @@ class BiasLayer(ScaleLayer):
 # ------------------------------------------------------------------------------------------------- LRN
 @dataclass(frozen=True)
 class LRNParams:
-    size: int = param(integer(lo=1), 5, "channels (or the side of the square) summed over; odd (Caffe: local_size)")
-    alpha: float = param(number(lo=0), 1.0, "scale of the sum of squares (Caffe: alpha)")
-    beta: float = param(number(lo=0), 0.75, "exponent (Caffe: beta)")
-    k: float = param(number(lo=0, lo_open=True), 1.0, "added to the scaled sum, across channels (Caffe: k)")
+    size: int = param(integer(lo=1), 5, "channels (or the side of the square) summed over; odd",
+                      caffe="local_size")
+    alpha: float = param(number(lo=0), 1.0, "scale of the sum of squares", caffe="alpha")
+    beta: float = param(number(lo=0), 0.75, "exponent", caffe="beta")
+    k: float = param(number(lo=0, lo_open=True), 1.0, "added to the scaled sum, across channels", caffe="k")
     region: str = param(choice("across_channels", "within_channel"), "across_channels",
-                        "across_channels or within_channel (Caffe: norm_region ACROSS_CHANNELS / WITHIN_CHANNEL)")
+                        "across_channels or within_channel", caffe="norm_region",
+                        caffe_values={"ACROSS_CHANNELS": "across_channels", "WITHIN_CHANNEL": "within_channel"})
 
     def check(self):
         return [("size", f"size must be odd (Caffe's LRN), got {self.size}")] if self.size % 2 == 0 else []
@@ -185,6 +199,8 @@ class LRNLayer(Layer):
     """Local response normalization (Caffe's): ``y = x · s^−β`` with ``s = k + α/n · Σ x²`` over ``size``
     neighbouring channels (across_channels, n = size) or ``s = 1 + α/n · Σ x²`` over a size×size square of
     one channel, zero padded (within_channel, n = size²)."""
+
+    caffe_type, caffe_message = "LRN", "lrn_param"
 
     Params = LRNParams
 

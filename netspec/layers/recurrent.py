@@ -25,7 +25,7 @@ from .base import Layer, fmt_shape
 
 @dataclass(frozen=True)
 class RecurrentParams:
-    output_dim: int = param(integer(lo=1), doc="H: size of the hidden state (Caffe: num_output)")
+    output_dim: int = param(integer(lo=1), doc="H: size of the hidden state", caffe="num_output")
     weight_init: object = param(filler, Filler("xavier"), "filler of W and U")
     bias_init: object = param(filler, Filler("constant"), "filler of b")
     cell: str = param(choice("tanh", "relu"), "tanh", "activation of the state (LSTM: of g and of the cell)")

@@ -15,6 +15,8 @@ from .base import Layer, fmt_shape
 class FlattenLayer(Layer):
     """N×C×H×W → N×(C·H·W)."""
 
+    caffe_type = "Flatten"
+
     Params = NoParams
 
     def setup(self, bottoms):
@@ -42,12 +44,14 @@ def reshape_dims(v):
 
 @dataclass(frozen=True)
 class ReshapeParams:
-    shape: tuple = param(reshape_dims, doc="new shape; 0 keeps the bottom's axis, -1 is inferred (Caffe)")
+    shape: tuple = param(reshape_dims, doc="new shape; 0 keeps the bottom's axis, -1 is inferred (Caffe)", caffe="shape.dim")
 
 
 @registry.layers.register("Reshape")
 class ReshapeLayer(FlattenLayer):
     """Same values, new shape (Caffe's rules: 0 keeps an axis, −1 is inferred)."""
+
+    caffe_type, caffe_message = "Reshape", "reshape_param"
     Params = ReshapeParams
 
     def setup(self, bottoms):
@@ -67,12 +71,14 @@ class ReshapeLayer(FlattenLayer):
 
 @dataclass(frozen=True)
 class ConcatParams:
-    axis: int = param(integer(lo=0), 1, "axis to concatenate along (1 = channels)")
+    axis: int = param(integer(lo=0), 1, "axis to concatenate along (1 = channels)", caffe="axis")
 
 
 @registry.layers.register("Concat")
 class ConcatLayer(Layer):
     """Joins its bottoms along ``axis``; every other axis must agree."""
+
+    caffe_type, caffe_message = "Concat", "concat_param"
 
     Params = ConcatParams
     n_bottoms = (1, None)
@@ -111,14 +117,16 @@ class ConcatLayer(Layer):
 
 @dataclass(frozen=True)
 class SliceParams:
-    axis: int = param(integer(lo=0), 1, "axis to cut along (Caffe: axis; 1 = channels)")
+    axis: int = param(integer(lo=0), 1, "axis to cut along (1 = channels)", caffe="axis")
     points: tuple | None = param(optional(int_list(lo=1)), None, "where to cut, one fewer than the tops "
-                                 "(Caffe: slice_point); default: equal parts")
+                                 "; default: equal parts", caffe="slice_point")
 
 
 @registry.layers.register("Slice")
 class SliceLayer(Layer):
     """Cuts its bottom along ``axis`` into one top per part (Caffe's Slice; the inverse of Concat)."""
+
+    caffe_type, caffe_message = "Slice", "slice_param"
 
     Params = SliceParams
     n_tops = (1, None)
@@ -163,16 +171,18 @@ class SliceLayer(Layer):
 
 @dataclass(frozen=True)
 class ArgMaxParams:
-    axis: int = param(integer(lo=1), 1, "axis to search (Caffe: axis)")
-    top_k: int = param(integer(lo=1), 1, "how many of the largest to give (Caffe: top_k)")
+    axis: int = param(integer(lo=1), 1, "axis to search", caffe="axis")
+    top_k: int = param(integer(lo=1), 1, "how many of the largest to give", caffe="top_k")
     out_max_val: bool = param(boolean(), False, "also give the values: indices first, then values on the axis "
-                              "(Caffe: out_max_val)")
+                              "", caffe="out_max_val")
 
 
 @registry.layers.register("ArgMax")
 class ArgMaxLayer(Layer):
     """The indices of the ``top_k`` largest values along ``axis`` (largest first), as numbers; with
     ``out_max_val`` the values follow them on that axis (Caffe's ArgMax with an axis)."""
+
+    caffe_type, caffe_message = "ArgMax", "argmax_param"
 
     Params = ArgMaxParams
     differentiable = False

@@ -11,6 +11,8 @@ class SplitLayer(Layer):
     """Feeds one blob to several layers: every top *shares* the bottom's data (no copy); backward sums the
     tops' gradients.  Inserted automatically wherever a blob is read by more than one layer."""
 
+    caffe_type = "Split"
+
     Params = NoParams
     n_tops = (1, None)
     shares_data = True

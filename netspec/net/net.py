@@ -55,7 +55,7 @@ class _Unshardable(Exception):
     def __init__(self, layer: str, top: str, why: str = ""):
         super().__init__(layer, top)
         self.layer, self.top = layer, top
-        self.why = why or f"top '{top}' does not keep the batch axis"
+        self.why = why or f"changes the batch axis of '{top}'"
 
 
 class FlatParams:
@@ -149,10 +149,10 @@ class Net:
                 if len(pieces) == 1:
                     raise
                 if isinstance(exc, _Unshardable) and self.runner.size > 1:
-                    raise ShapeError(f"{self._where(exc.layer)}: layers -> {exc.layer}: {exc.why}, so its rows "
+                    raise ShapeError(f"{self._where(exc.layer)}: layers -> {exc.layer}: it {exc.why}, so its rows "
                                      "cannot be split over processes; run it in one process") from None
                 if isinstance(exc, _Unshardable):
-                    self.note = (f"layer '{exc.layer}': {exc.why}, so each batch runs "
+                    self.note = (f"layer '{exc.layer}' {exc.why}, so each batch runs "
                                  f"in 1 thread instead of {len(pieces)}")
                 # one replica: a layer that changes the batch axis runs fine, and a shape error names the
                 # process's shapes, as the user wrote them

@@ -170,13 +170,18 @@ def draw(config, out, phase, overrides):
 # ----------------------------------------------------------------------------------------------- layers
 @main.command()
 @click.argument("layer_type", required=False)
+@click.option("--caffe", is_flag=True, help="print the Caffe translation table (Markdown)")
 @friendly
-def layers(layer_type):
+def layers(layer_type, caffe):
     """List the layer types, or the parameters of LAYER_TYPE (name, default, meaning)."""
     from ..config import registry
     from ..config.fields import Invalid, describe
     from ..config.words import count_phrase
 
+    if caffe:
+        from ..interchange.caffe import translation_markdown
+        click.echo(translation_markdown(), nl=False)
+        return
     if layer_type is None:
         for name, cls in registry.layers.items():
             doc = " ".join((cls.__doc__ or "").split())
@@ -187,7 +192,10 @@ def layers(layer_type):
         cls = registry.layers.get(layer_type)
     except Invalid as exc:
         raise click.UsageError(str(exc)) from None
-    click.echo(f"{cls.type_name}: {count_phrase(cls.n_bottoms, 'bottom')}, {count_phrase(cls.n_tops, 'top')}")
+    caffe_type = cls.__dict__.get("caffe_type")
+    click.echo(f"{cls.type_name}: {count_phrase(cls.n_bottoms, 'bottom')}, {count_phrase(cls.n_tops, 'top')}"
+               + (f" (Caffe: {caffe_type}" + (f", {cls.caffe_message}" if cls.caffe_message else "") + ")"
+                  if caffe_type else ""))
     doc = (cls.__doc__ or "").strip()
     if doc:
         click.echo(doc)
@@ -383,6 +391,69 @@ def time_cmd(config, iterations, overrides):
 
     spec = load_spec(config, overrides)
     click.echo(format_timing(time_net(spec, iterations), spec.name))
+
+
+# ----------------------------------------------------------------------------------------------- import
+@main.group("import")
+def import_group():
+    """Bring nets and weights in from other frameworks."""
+
+
+def _pairs(values, option):
+    out = {}
+    for v in values:
+        old, sep, new = v.partition("=")
+        if not sep or not old or not new:
+            raise click.UsageError(f"{option} takes OLD=NEW, got '{v}'")
+        out[old] = new
+    return out
+
+
+@import_group.command("caffe")
+@click.argument("net", type=click.Path(dir_okay=False))
+@click.option("--solver", type=click.Path(dir_okay=False), default=None, help="the net's solver .prototxt")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None,
+              help="a .caffemodel (binary or .caffemodel.h5) to turn into a snapshot")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="folder for the config (and snapshot)")
+@click.option("--data", "data_map", multiple=True, metavar="OLD=NEW",
+              help="read NEW (an HDF5 list file, a mean.h5) where the prototxt names OLD (an LMDB, a .binaryproto)")
+@click.option("--stage", default=None, help="the Caffe test stage whose layers to keep (default: the solver's last)")
+@friendly
+def import_caffe_cmd(net, solver, weights, out, data_map, stage):
+    """Translate a Caffe NET .prototxt (and solver) into a netspec config; with --weights, a snapshot."""
+    from ..interchange.caffe import import_caffe
+    done = import_caffe(net, out, solver, weights, _pairs(data_map, "--data"), stage)
+    for note in done["notes"]:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"config: {done['config']}")
+    if done["weights"]:
+        click.echo(f"weights: {done['weights']}  (use with --weights)")
+
+
+# ----------------------------------------------------------------------------------------------- export
+@main.group("export")
+def export_group():
+    """Write a trained net in another framework's format."""
+
+
+@export_group.command("onnx")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--weights", required=True, type=click.Path(dir_okay=False), help="snapshot of the model")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="the .onnx file to write")
+@click.option("--batch", default=100, show_default=True, type=click.IntRange(min=1),
+              help="rows of the test data the export is verified on")
+@set_option()
+@friendly
+def export_onnx_cmd(config, weights, out, batch, overrides):
+    """Export the test-phase net of CONFIG to ONNX (opset 17), verified by onnx.checker and by onnxruntime
+    against netspec's own forward before it is written."""
+    from .export import export_onnx
+    r = export_onnx(config, weights, out, overrides=overrides, batch=batch)
+    click.echo(f"onnx.checker: {r['checker']}")
+    same = f"; same class for {r['same_class']:.2%} of them" if r["same_class"] is not None else ""
+    click.echo(f"onnxruntime vs netspec on {r['rows']} {r['origin']}: max |Δ| = {r['max_abs']:.2g}{same}")
+    click.echo(f"wrote {r['path']} ({r['nodes']} nodes, input '{r['input']}', output '{r['output']}', "
+               f"{r['bytes'] / 1e6:.1f} MB)")
 
 
 # ------------------------------------------------------------------------------------------------- data
