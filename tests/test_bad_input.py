@@ -51,9 +51,9 @@ BILLION = "\n".join([f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for 
     (f"layers:\n  - {MEM.replace('batch_size: 2', 'batch_size: 1e30')}\n", "c.yaml:2",
      "batch_size: must be at most 2147483647"),
     (f"layers:\n  - {MEM.replace('batch_size: 2,', 'batch_size: 2, transforms: [{type: mean, values: ab}],')}\n",
-     "c.yaml:2", "mean values must be a list of numbers"),
+     "c.yaml:2", "mean -> values: must be a list of numbers"),
     (f"layers:\n  - {MEM.replace('batch_size: 2,', 'batch_size: 2, transforms: [{type: std, values: 3}],')}\n",
-     "c.yaml:2", "std values must be a list of numbers"),
+     "c.yaml:2", "std -> values: must be a list of numbers"),
 ])
 def test_bad_configs_get_one_line(tmp_path, text, where, fragment):
     (tmp_path / "c.yaml").write_text(text)

@@ -111,7 +111,7 @@ def test_filler_errors():
         """)
     assert got == [
         "net.yaml:3: layers -> ip -> weight_init: unknown filler 'xaviar' (did you mean 'xavier'?); "
-        "known: constant, uniform, gaussian, xavier, msra, orthogonal, values",
+        "known: constant, gaussian, msra, orthogonal, uniform, values, xavier",
         "net.yaml:4: layers -> ip2 -> bias_init: filler 'gaussian' has no parameter 'sdt' (did you mean 'std'?); "
         "it takes: mean, std, sparse",
     ]
@@ -147,3 +147,22 @@ def test_filled_spec_round_trips():
     assert plain["layers"][1]["weight_lr"] == 1.0 and plain["layers"][1]["neuron"] is None
     again = parse_spec(plain)
     assert again.to_plain() == plain
+
+
+def test_fillers_and_transforms_are_registry_entries_that_report_every_problem():
+    from netspec.config import registry
+    from netspec.config.fields import Invalid, fields_of
+    from netspec.config.fillers import filler
+    from netspec.layers.transforms import transforms_param
+    assert {"constant", "gaussian", "uniform", "xavier", "msra"} <= set(registry.fillers.names())
+    assert {"scale", "mean", "std", "mirror", "crop", "rotate"} == set(registry.transforms.names())
+    for _, cls in registry.fillers.items():                # one default and one line of doc each
+        assert all(f.metadata["doc"] for f in fields_of(cls)) and cls.__doc__
+    for _, cls in registry.transforms.items():
+        assert all(f.metadata["doc"] for f in fields_of(cls.Params)) and cls.__doc__
+    with pytest.raises(Invalid) as exc:
+        filler({"type": "gaussian", "std": -1, "sparse": 1.5})
+    assert str(exc.value) == ("filler 'gaussian' -> std: must be at least 0, got -1; "
+                              "filler 'gaussian' -> sparse: expected an integer, got 1.5")
+    with pytest.raises(Invalid, match=r"#2: std -> values: must be a list of numbers"):
+        transforms_param([{"type": "scale", "factor": 2}, {"type": "std", "values": "x"}])

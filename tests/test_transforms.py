@@ -101,8 +101,8 @@ def test_transform_errors():
     base = "layers:\n  - {name: d, type: MemoryData, batch_size: 1, tops: [x], data: {x: [[[[1]]]]}, transforms: %s}\n"
     for text, msg in (("[{type: mirorr}]", "d.yaml:2: layers -> d -> transforms: #1: unknown transform 'mirorr' "
                                           "(did you mean 'mirror'?)"),
-                      ("[{type: crop, pad: 0}]", "#1: crop needs 'pad:' (a positive integer)"),
-                      ("[{type: mean, values: [1], file: m.h5}]", "#1: transform 'mean' takes 'file:' or 'values:'"),
+                      ("[{type: crop, pad: 0}]", "#1: crop -> pad: must be at least 1, got 0"),
+                      ("[{type: mean, values: [1], file: m.h5}]", "#1: mean: give 'file:' or 'values:', one of them"),
                       ("[{type: rotate, degres: 5}]", "#1: transform 'rotate' has no parameter 'degres' (did you mean 'degrees'?)")):
         with pytest.raises(SpecError) as info:
             parse_spec(base % text, "d.yaml")

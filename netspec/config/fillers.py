@@ -1,4 +1,5 @@
-"""Parameter initializers ("fillers" in Caffe, "initializers" in Mocha.jl).
+"""Parameter initializers ("fillers" in Caffe, "initializers" in Mocha.jl): registry entries with declared
+parameters, like layers (``registry.fillers``; ``@registry.fillers.register("name")`` adds one).
 
 In a config a filler is written as
   * a number — ``bias_init: 0`` (constant),
@@ -7,8 +8,9 @@ In a config a filler is written as
   * explicit values — ``weight_init: [[0.1, 0.2], [0.3, 0.4]]`` (must have exactly the parameter's shape;
     an InnerProduct weight is (n_out, n_in), as in Caffe).
 
-fan_in is the product of all dimensions but the first (C·kh·kw for a convolution filter bank, n_in for an
-InnerProduct weight); fan_out is shape[0]·kh·kw.
+A mapping is validated like a layer's parameters: every problem is reported at once, each parameter has one
+default (and its Caffe name, where Caffe has it, for the importer).  fan_in is the product of all dimensions
+but the first (C·kh·kw for a convolution filter bank, n_in for an InnerProduct weight).
 """
 from __future__ import annotations
 
@@ -16,129 +18,169 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fields import Invalid, did_you_mean
+from . import registry
+from .errors import Where
+from .fields import Invalid, build, fields_of, fields_plain, integer, number, param
 
-KINDS = {
-    "constant": {"value": 0.0},
-    "uniform": {"min": -0.05, "max": 0.05},
-    "gaussian": {"mean": 0.0, "std": 0.01, "sparse": 0.0},
-    "xavier": {},
-    "msra": {},
-    "orthogonal": {"gain": 1.0},
-    "values": {"values": None},
-}
+class FillerBase:
+    """A filler's parameters and how it draws: ``draw(shape, fan_in, rng) -> array``."""
 
-
-@dataclass(frozen=True)
-class Filler:
-    type: str = "constant"
-    value: float = 0.0
-    min: float = -0.05
-    max: float = 0.05
-    mean: float = 0.0
-    std: float = 0.01
-    gain: float = 1.0
-    sparse: float = 0.0
-    values: object = None
+    @property
+    def type(self) -> str:
+        return self.type_name
 
     def short(self) -> str:
-        return f"{self.value:g}" if self.type == "constant" else self.type
+        return self.type
 
     def to_plain(self):
-        keys = KINDS[self.type]
-        out = {"type": self.type}
-        for k in keys:
-            v = getattr(self, k)
-            out[k] = np.asarray(v).tolist() if k == "values" else v
+        return {"type": self.type, **fields_plain(self)}
+
+    def draw(self, shape: tuple, fan_in: int, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+
+@registry.fillers.register("constant")
+@dataclass(frozen=True)
+class Constant(FillerBase):
+    """every value = value"""
+    value: float = param(number(), 0.0, "the value", caffe="value")
+
+    def short(self):
+        return f"{self.value:g}"
+
+    def draw(self, shape, fan_in, rng):
+        return np.full(shape, self.value)
+
+
+@registry.fillers.register("uniform")
+@dataclass(frozen=True)
+class Uniform(FillerBase):
+    """U(min, max)"""
+    min: float = param(number(), -0.05, "lower end", caffe="min", caffe_default=0.0)
+    max: float = param(number(), 0.05, "upper end", caffe="max", caffe_default=1.0)
+
+    def check(self):
+        return [("max", f"uniform filler needs min < max, got min={self.min:g}, max={self.max:g}")] \
+            if not self.min < self.max else []
+
+    def draw(self, shape, fan_in, rng):
+        return rng.uniform(self.min, self.max, size=shape)
+
+
+@registry.fillers.register("gaussian")
+@dataclass(frozen=True)
+class Gaussian(FillerBase):
+    """N(mean, std²); with ``sparse`` > 0 each value is kept with probability sparse / shape[0] (Caffe: on
+    average ``sparse`` non-zero weights per input)"""
+    mean: float = param(number(), 0.0, "mean", caffe="mean")
+    std: float = param(number(lo=0), 0.01, "standard deviation", caffe="std", caffe_default=1.0)
+    sparse: int = param(integer(lo=0), 0, "expected non-zero weights per input (0: dense)", caffe="sparse")
+
+    def draw(self, shape, fan_in, rng):
+        out = rng.normal(self.mean, self.std, size=shape)
+        if self.sparse > 0:
+            out *= rng.uniform(size=shape) < min(1.0, self.sparse / shape[0])
         return out
 
 
-def filler(v) -> Filler:
-    """Converter for a filler parameter (see the module docstring for the accepted forms)."""
-    if isinstance(v, bool):
-        raise Invalid(f"expected a filler (a number, a name such as 'xavier', or a mapping), got {v}")
-    if isinstance(v, (int, float)):
-        return Filler("constant", value=float(v))
-    if isinstance(v, str):
-        if v.lower() not in KINDS or v.lower() == "values":
-            raise Invalid(f"unknown filler '{v}'{did_you_mean(v, KINDS)}; known: {', '.join(KINDS)}")
-        return Filler(v.lower())
-    if isinstance(v, (list, tuple)):
-        try:
-            arr = np.asarray(v, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise Invalid("explicit filler values must be a (nested) list of numbers of one shape") from None
-        return Filler("values", values=arr)
-    if isinstance(v, dict):
-        kind = str(v.get("type", "")).lower()
-        if kind not in KINDS:
-            raise Invalid(f"a filler mapping needs 'type:' one of {', '.join(KINDS)}"
-                          + (f"; got '{v.get('type')}'{did_you_mean(kind, KINDS)}" if "type" in v else ""))
-        allowed = KINDS[kind]
-        given = {}
-        for key, x in v.items():
-            if key == "type":
-                continue
-            if key not in allowed:
-                raise Invalid(f"filler '{kind}' has no parameter '{key}'{did_you_mean(key, allowed)}"
-                              f"; it takes: {', '.join(allowed) or 'nothing'}")
-            if key == "values":
-                given["values"] = filler(x).values
-                continue
-            if isinstance(x, bool) or not isinstance(x, (int, float)):
-                raise Invalid(f"filler parameter '{key}' must be a number, got {x!r}")
-            given[key] = float(x)
-        out = Filler(kind, **given)
-        if kind == "uniform" and not out.min < out.max:
-            raise Invalid(f"uniform filler needs min < max, got min={out.min:g}, max={out.max:g}")
-        if kind == "gaussian" and out.std < 0:
-            raise Invalid(f"gaussian filler needs std >= 0, got {out.std:g}")
-        if kind == "gaussian" and (out.sparse < 0 or not float(out.sparse).is_integer()):
-            raise Invalid(f"gaussian filler's sparse must be a whole number >= 0, got {out.sparse:g}")
-        if kind == "values" and out.values is None:
-            raise Invalid("filler 'values' needs 'values: [...]'")
-        return out
-    raise Invalid(f"expected a filler (a number, a name such as 'xavier', or a mapping), got {v!r}")
+@registry.fillers.register("xavier")
+@dataclass(frozen=True)
+class Xavier(FillerBase):
+    """Caffe's: U(−√(3/fan_in), +√(3/fan_in))"""
 
-
-def fill(f: Filler, shape: tuple, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
-    """A new array of ``shape`` filled by ``f``.
-
-    constant: value · uniform: U(min, max) · gaussian: N(mean, std²), with ``sparse`` > 0 each value kept with
-    probability sparse / shape[0] (Caffe: on average ``sparse`` non-zero inputs per output) ·
-    xavier (Caffe): U(−√(3/fan_in), +√(3/fan_in)) · msra (He): N(0, 2/fan_in) ·
-    orthogonal: gain · Q from the QR decomposition of a Gaussian (shape[0] × fan_in) matrix.
-    """
-    shape = tuple(int(s) for s in shape)
-    fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
-    if f.type == "constant":
-        out = np.full(shape, f.value)
-    elif f.type == "uniform":
-        out = rng.uniform(f.min, f.max, size=shape)
-    elif f.type == "gaussian":
-        out = rng.normal(f.mean, f.std, size=shape)
-        if f.sparse > 0:        # Caffe: keep each weight with probability sparse / shape[0], zero the rest
-            out *= rng.uniform(size=shape) < min(1.0, f.sparse / shape[0])
-    elif f.type == "xavier":
+    def draw(self, shape, fan_in, rng):
         scale = np.sqrt(3.0 / fan_in)
-        out = rng.uniform(-scale, scale, size=shape)
-    elif f.type == "msra":
-        out = rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
-    elif f.type == "orthogonal":
+        return rng.uniform(-scale, scale, size=shape)
+
+
+@registry.fillers.register("msra")
+@dataclass(frozen=True)
+class MSRA(FillerBase):
+    """He's: N(0, 2/fan_in)"""
+
+    def draw(self, shape, fan_in, rng):
+        return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
+
+
+@registry.fillers.register("orthogonal")
+@dataclass(frozen=True)
+class Orthogonal(FillerBase):
+    """gain · Q from the QR decomposition of a Gaussian (shape[0] × fan_in) matrix"""
+    gain: float = param(number(), 1.0, "factor on the orthogonal matrix")
+
+    def draw(self, shape, fan_in, rng):
         rows, cols = shape[0], int(np.prod(shape[1:])) if len(shape) > 1 else 1
         a = rng.normal(0.0, 1.0, size=(max(rows, cols), min(rows, cols)))
         q, r = np.linalg.qr(a)
         q *= np.sign(np.diag(r))
         q = q if rows >= cols else q.T
-        out = f.gain * q[:rows, :cols].reshape(shape)
-    elif f.type == "values":
-        vals = np.asarray(f.values, dtype=np.float64)
+        return self.gain * q[:rows, :cols].reshape(shape)
+
+
+def _values(v):
+    try:
+        return np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise Invalid("explicit filler values must be a (nested) list of numbers of one shape") from None
+
+
+@registry.fillers.register("values")
+@dataclass(frozen=True)
+class Values(FillerBase):
+    """exactly these values (the parameter's shape, or flat with as many values)"""
+    values: object = param(_values, doc="a (nested) list of numbers")
+
+    def to_plain(self):
+        return {"type": "values", "values": np.asarray(self.values).tolist()}
+
+    def draw(self, shape, fan_in, rng):
+        vals = np.asarray(self.values, dtype=np.float64)
         if vals.shape != shape:
             if vals.size == int(np.prod(shape)) and vals.ndim == 1:
-                vals = vals.reshape(shape)
-            else:
-                raise ValueError(f"explicit values have shape {list(vals.shape)}, the parameter needs {list(shape)}")
-        out = vals
-    else:  # pragma: no cover - the converter admits only KINDS
-        raise ValueError(f"unknown filler {f.type}")
-    return np.ascontiguousarray(out, dtype=dtype)
+                return vals.reshape(shape)
+            raise ValueError(f"explicit values have shape {list(vals.shape)}, the parameter needs {list(shape)}")
+        return vals
+
+
+def Filler(kind: str = "constant", **params) -> FillerBase:       # noqa: N802  (reads as the type it makes)
+    """The filler ``kind`` with ``params`` (the rest at their defaults): ``Filler("gaussian", std=0.1)``."""
+    return registry.fillers.get(kind)(**params)
+
+
+def filler(v) -> FillerBase:
+    """Converter for a filler parameter (see the module docstring for the accepted forms)."""
+    if isinstance(v, bool):
+        raise Invalid(f"expected a filler (a number, a name such as 'xavier', or a mapping), got {v}")
+    if isinstance(v, (int, float)):
+        return Constant(value=float(v))
+    if isinstance(v, (list, tuple)):
+        return Values(values=_values(v))
+    if isinstance(v, str):
+        cls = registry.fillers.get(v)                   # Invalid with a did-you-mean and the known names
+        if any(f.default is f.default_factory for f in fields_of(cls)):
+            raise Invalid(f"filler '{v}' needs parameters: write {{type: {v}, ...}}")
+        return cls()
+    if isinstance(v, dict):
+        if "type" not in v:
+            raise Invalid(f"a filler mapping needs 'type:' one of {', '.join(registry.fillers.names())}")
+        cls = registry.fillers.get(v["type"])
+        rest = {k: x for k, x in v.items() if k != "type"}
+        takes = [f.name for f in fields_of(cls)]
+        for key in rest:
+            if key not in takes:
+                from .fields import did_you_mean
+                raise Invalid(f"filler '{cls.type_name}' has no parameter '{key}'{did_you_mean(key, takes)}; "
+                              f"it takes: {', '.join(takes) or 'nothing'}")
+        problems: list = []
+        out = build(cls, rest, Where(), f"filler '{cls.type_name}'", problems)
+        if problems:
+            raise Invalid("; ".join(f"{p.path}: {p.message}" for p in problems))
+        return out
+    raise Invalid(f"expected a filler (a number, a name such as 'xavier', or a mapping), got {v!r}")
+
+
+def fill(f: FillerBase, shape: tuple, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+    """A new array of ``shape`` filled by ``f`` (each filler's docstring holds its formula)."""
+    shape = tuple(int(s) for s in shape)
+    fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
+    return np.ascontiguousarray(f.draw(shape, fan_in, rng), dtype=dtype)

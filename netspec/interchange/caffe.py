@@ -121,8 +121,6 @@ class _Ctx:
 
 REPEATED = {"coeff", "slice_point", "stepvalue", "dim", "mean_value"}
 LAYER_FIELDS = {"name", "type", "bottom", "top", "include", "exclude", "phase", "param", "loss_weight"}
-FILLER_DEFAULTS = {"constant": {"value": 0.0}, "uniform": {"min": 0.0, "max": 1.0},
-                   "gaussian": {"mean": 0.0, "std": 1.0}, "xavier": {}, "msra": {}}
 
 
 def _plain(v):
@@ -131,25 +129,30 @@ def _plain(v):
     return v
 
 
+def caffe_fillers() -> dict:
+    """Caffe filler name -> netspec filler class: those whose every parameter has a Caffe name."""
+    return {name: cls for name, cls in registry.fillers.items()
+            if all(f.metadata.get("caffe") for f in fields_of(cls))}
+
+
 def _filler(msg: Message, ctx: _Ctx, where: str):
-    """A Caffe FillerParameter as a netspec filler mapping, with Caffe's defaults written out (Caffe's
-    gaussian has std 1 and uniform [0, 1], unlike netspec's)."""
+    """A Caffe FillerParameter as a netspec filler mapping, with Caffe's defaults written out where they
+    differ from netspec's (Caffe's gaussian has std 1 and its uniform [0, 1])."""
     kind = str(msg.get("type", "constant")).lower()
-    if kind not in FILLER_DEFAULTS:
+    known = caffe_fillers()
+    if kind not in known:
         ctx.problem(msg.line_of("type"), f"{where}: filler '{kind}' has no netspec counterpart (netspec has "
-                                         f"{', '.join(FILLER_DEFAULTS)})")
+                                         f"{', '.join(known)})")
         return None
-    out = {"type": kind, **FILLER_DEFAULTS[kind]}
+    out, used = {"type": kind}, {"type"}
+    for f, name, _ in caffe_fields(known[kind]):
+        if msg.has(name):
+            out[f.name] = _plain(msg.get(name))
+            used.add(name)
+        elif f.metadata.get("caffe_default") is not None:
+            out[f.name] = f.metadata["caffe_default"]
     for k in msg.names():
-        if k == "type":
-            continue
-        if k == "variance_norm" and str(msg.get(k)) == "FAN_IN":
-            continue
-        if k == "sparse" and kind == "gaussian":
-            out["sparse"] = msg.get(k)
-        elif k in out:
-            out[k] = float(msg.get(k))
-        else:
+        if k not in used and not (k == "variance_norm" and str(msg.get(k)) == "FAN_IN"):
             ctx.problem(msg.line_of(k), f"{where}: filler option '{k}: {msg.get(k)}' is not supported for '{kind}'")
     return out
 

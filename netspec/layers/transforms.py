@@ -17,57 +17,52 @@ are written by every ``netspec data`` command.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
 
-from ..config.errors import DataError
-from ..config.fields import Invalid, did_you_mean
-
-KINDS = {"scale": {"factor"}, "mean": {"file", "values", "per_channel"}, "std": {"file", "values"},
-         "mirror": set(), "crop": {"pad"}, "rotate": {"degrees"}}
-
+from ..config import registry
+from ..config.errors import DataError, Where
+from ..config.fields import (Invalid, boolean, build, did_you_mean, fields_of, fields_plain, integer, number,
+                             number_list, optional, param, string)
 
 def transforms_param(v):
-    """Converter for ``transforms:``: a list of {type: ..., ...} checked here, built by the data layer."""
+    """Converter for ``transforms:``: a list of {type: ..., ...}, each validated against its registered
+    class's ``Params`` (every problem of an item reported at once); the data layer builds them."""
     if not isinstance(v, list):
         raise Invalid("expected a list of transforms, e.g. [{type: scale, factor: 0.00390625}, {type: mirror}]")
     out = []
     for i, t in enumerate(v):
         where = f"#{i + 1}"
         if not isinstance(t, dict) or "type" not in t:
-            raise Invalid(f"{where}: each transform is a mapping with 'type:' (one of {', '.join(KINDS)})")
-        kind = str(t["type"]).lower()
-        if kind not in KINDS:
-            raise Invalid(f"{where}: unknown transform '{t['type']}'{did_you_mean(t['type'], KINDS)}; "
-                          f"known: {', '.join(KINDS)}")
+            raise Invalid(f"{where}: each transform is a mapping with 'type:' (one of "
+                          f"{', '.join(registry.transforms.names())})")
+        try:
+            cls = registry.transforms.get(t["type"])
+        except Invalid as exc:
+            raise Invalid(f"{where}: {exc}") from None
+        kind = cls.type_name
+        takes = [f.name for f in fields_of(cls.Params)]
         for key in t:
-            if key != "type" and key not in KINDS[kind]:
-                raise Invalid(f"{where}: transform '{kind}' has no parameter '{key}'{did_you_mean(key, KINDS[kind])}"
-                              f"; it takes: {', '.join(sorted(KINDS[kind])) or 'nothing'}")
-        if kind in ("mean", "std") and ("file" in t) == ("values" in t):
-            raise Invalid(f"{where}: transform '{kind}' takes 'file:' or 'values:', one of them")
-        if kind == "scale" and not isinstance(t.get("factor"), (int, float)):
-            raise Invalid(f"{where}: scale needs 'factor:' (a number)")
-        if kind == "crop" and not (isinstance(t.get("pad"), int) and t["pad"] >= 1):
-            raise Invalid(f"{where}: crop needs 'pad:' (a positive integer)")
-        if kind == "rotate" and not (isinstance(t.get("degrees"), (int, float)) and 0 < t["degrees"] <= 180):
-            raise Invalid(f"{where}: rotate needs 'degrees:' in (0, 180]")
-        if kind in ("mean", "std") and "values" in t:
-            vals = t["values"]
-            if not isinstance(vals, list) or not vals or any(isinstance(x, bool) or not isinstance(x, (int, float))
-                                                             for x in vals):
-                raise Invalid(f"{where}: {kind} values must be a list of numbers, one per channel, "
-                              f"e.g. values: [0.5, 0.5, 0.5]; got {vals!r}"[:200])
-            if kind == "std" and any(x <= 0 for x in vals):
-                raise Invalid(f"{where}: std values must be positive numbers")
-        if kind in ("mean", "std") and "file" in t and not isinstance(t["file"], str):
-            raise Invalid(f"{where}: {kind} 'file:' must be a path to a mean.h5")
-        out.append({**t, "type": kind})
+            if key != "type" and key not in takes:
+                raise Invalid(f"{where}: transform '{kind}' has no parameter '{key}'{did_you_mean(key, takes)}"
+                              f"; it takes: {', '.join(takes) or 'nothing'}")
+        problems: list = []
+        params = build(cls.Params, {k: x for k, x in t.items() if k != "type"}, Where(), kind, problems)
+        if problems:
+            raise Invalid(f"{where}: " + "; ".join(f"{p.path}: {p.message}" for p in problems))
+        out.append({"type": kind, **{k: x for k, x in fields_plain(params).items() if x is not None}})
     return out
 
 
+@dataclass(frozen=True)
+class NoParams:
+    pass
+
+
 class Transform:
+    Params = NoParams
     random = False
 
     def __init__(self, opts: dict, layer):
@@ -83,9 +78,49 @@ class Transform:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class ScaleParams:
+    factor: float = param(number(), doc="x · factor (Caffe: transform_param scale)")
+
+
+@registry.transforms.register("scale")
 class Scale(Transform):
+    """x · factor"""
+    Params = ScaleParams
+
     def apply(self, x, rng, rows):
         self.layer.be.scale(x, self.opts["factor"], x)
+
+
+def _channel_values(v):
+    if not isinstance(v, list) or not v or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in v):
+        raise Invalid(f"must be a list of numbers, one per channel, e.g. values: [0.5, 0.5, 0.5]; "
+                      f"got {v!r}"[:200])
+    return tuple(float(x) for x in v)
+
+
+@dataclass(frozen=True)
+class StatParams:
+    file: str | None = param(optional(string()), None, "a mean.h5 (`netspec data` writes one beside the data)")
+    values: tuple | None = param(optional(_channel_values), None, "one value per channel")
+
+    def check(self):
+        if (self.file is None) == (self.values is None):
+            return [("", "give 'file:' or 'values:', one of them")]
+        if self.kind == "std" and self.values and any(x <= 0 for x in self.values):
+            return [("values", "std values must be positive numbers")]
+        return []
+
+
+@dataclass(frozen=True)
+class MeanParams(StatParams):
+    kind = "mean"
+    per_channel: bool = param(boolean(), False, "subtract the file's channel means, not its mean image")
+
+
+@dataclass(frozen=True)
+class StdParams(StatParams):
+    kind = "std"
 
 
 class _Stat(Transform):
@@ -133,11 +168,17 @@ class _Stat(Transform):
             self.layer.be.divide(x, self.arr, x)
 
 
+@registry.transforms.register("mean")
 class Mean(_Stat):
+    """x − the mean image (or channel means) of a mean.h5, or x − per-channel values"""
+    Params = MeanParams
     stat = "mean"
 
 
+@registry.transforms.register("std")
 class Std(_Stat):
+    """x / the channel standard deviations of a mean.h5, or per-channel values"""
+    Params = StdParams
     stat = "std"
 
 
@@ -156,28 +197,46 @@ class _Random(Transform):
         return self.all_draws[rows.start:rows.stop]
 
 
+@registry.transforms.register("mirror")
 class Mirror(_Random):
+    """a random left-right flip (p = 0.5), in training"""
+
     def apply(self, x, rng, rows):
         draw = self.draws(rng, rows)
         self.layer.be.mirror_images(x, draw[:, 0] < 0.5)
 
 
+@dataclass(frozen=True)
+class CropParams:
+    pad: int = param(integer(lo=1), doc="zeros added on each side before a random crop of the original size")
+
+
+@registry.transforms.register("crop")
 class Crop(_Random):
+    """a random crop of the image padded with zeros, in training"""
+    Params = CropParams
+
     def apply(self, x, rng, rows):
         draw = self.draws(rng, rows)
         pad = self.opts["pad"]
         self.layer.be.pad_crop_images(x, (draw * (2 * pad + 1)).astype(np.int64) - pad, self.work)
 
 
+@dataclass(frozen=True)
+class RotateParams:
+    degrees: float = param(number(lo=0, hi=180, lo_open=True), doc="a random rotation in ±degrees")
+
+
+@registry.transforms.register("rotate")
 class Rotate(_Random):
+    """a random rotation in ±degrees, bilinear, zero fill, in training"""
+    Params = RotateParams
+
     def apply(self, x, rng, rows):
         draw = self.draws(rng, rows)
         angles = np.deg2rad((draw[:, 0] * 2 - 1) * self.opts["degrees"])
         self.layer.be.rotate_images(x, angles, self.work)
 
 
-CLASSES = {"scale": Scale, "mean": Mean, "std": Std, "mirror": Mirror, "crop": Crop, "rotate": Rotate}
-
-
 def build_transforms(specs: list, layer) -> list:
-    return [CLASSES[t["type"]](t, layer) for t in specs or []]
+    return [registry.transforms.get(t["type"])(t, layer) for t in specs or []]
