@@ -191,3 +191,42 @@ layers:
         d[i] = 1e-6
         num[i] = (loss(w + d) - loss(w - d)) / 2e-6
     np.testing.assert_allclose(got, num, rtol=1e-6, atol=1e-9)
+
+
+def test_a_batchnorm_net_trains_in_one_thread_resumes_exactly_and_tests_with_running_figures(tmp_path):
+    """BatchNorm's running statistics are saved with the weights: N + resume + N = 2N bit for bit."""
+    from trainkit import make_data
+
+    import netspec
+    train, test = make_data(tmp_path / "d")
+    cfg = tmp_path / "bn.yaml"
+    cfg.write_text(f"""
+name: bn
+seed: 4
+layers:
+  - {{name: tr, type: HDF5Data, source: {train}, batch_size: 8, shuffle: true, tops: [data, label], phase: train}}
+  - {{name: te, type: HDF5Data, source: {test}, batch_size: 16, tops: [data, label], phase: test}}
+  - {{name: conv, type: Convolution, n_filter: 4, kernel: 3, bottoms: [data], tops: [conv]}}
+  - {{name: bn, type: BatchNorm, scale_bias: true, bottoms: [conv], tops: [conv]}}
+  - {{name: relu, type: ReLU, bottoms: [conv], tops: [conv]}}
+  - {{name: fc, type: InnerProduct, output_dim: 3, bottoms: [conv], tops: [out]}}
+  - {{name: loss, type: SoftmaxLoss, bottoms: [out, label]}}
+  - {{name: acc, type: Accuracy, bottoms: [out, label], phase: test}}
+solver: {{max_iter: 10, method: sgd, mom_policy: 0.9, lr_policy: {{type: fixed, base_lr: 0.05}}}}
+coffee_breaks: [{{type: ValidationPerformance, every_n_iter: 5}}]
+""")
+    logs = []
+    a = netspec.train(str(cfg), out_dir=str(tmp_path / "a"), log=logs.append)
+    netspec.train(str(cfg), out_dir=str(tmp_path / "b"), log=lambda m: None, overrides=["solver.max_iter=5"])
+    b = netspec.train(str(cfg), out_dir=str(tmp_path / "b"), log=lambda m: None, resume="latest")
+    pa = {p.key: p.data for p in a.train_net.params}
+    pb = {p.key: p.data for p in b.train_net.params}
+    assert {"bn/mean", "bn/variance", "bn/factor", "bn/scale", "bn/bias"} <= set(pa)
+    for k in pa:
+        np.testing.assert_array_equal(pa[k], pb[k], err_msg=k)
+    assert pa["bn/factor"][0] == pytest.approx(sum(0.999 ** i for i in range(10)), rel=1e-6)
+    if a.train_net.runner.threads > 1:      # the batch's statistics need the whole batch: one replica
+        assert a.train_net.note.startswith("layer 'bn' trains on the statistics of the whole batch, so each batch")
+        assert len(a.train_net.replicas) == 1
+    stats, n = netspec.evaluate(str(cfg), str(tmp_path / "a" / "snapshot-10.h5"))
+    assert n == 50 and 0 <= stats["acc/accuracy"] <= 1

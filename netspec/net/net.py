@@ -283,7 +283,7 @@ class Net:
         shapes = layer.setup(bottoms)
         sharded = len(self.replicas) > 1
         if sharded and layer.whole_batch and self.phase == "train":
-            raise _Unshardable(ls.name, ls.tops[0] if ls.tops else "", "it trains on the statistics of the "
+            raise _Unshardable(ls.name, ls.tops[0] if ls.tops else "", "trains on the statistics of the "
                                "whole batch")
         rows = replica.rows.stop - replica.rows.start
         axis = layer.batch_axis
