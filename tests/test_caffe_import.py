@@ -299,3 +299,17 @@ def test_prototxt_text_format_details():
     assert m.get("a") == 1 and m.get("b") == -2.5e-3 and m.get("c") == "xy" and m.get("d") == "TRUE_ENUM"
     assert m.all("e")[0].all("f") == [1, 2] and m.all("e")[1].get("f") == 3 and m.get("g") == float("inf")
     assert yaml.safe_load("[1]") == [1]
+
+
+def test_a_scale_the_data_was_prepared_with_is_not_applied_twice(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_mnist_like("data/mnist", n=8, scale=1)
+    for split in ("train", "test"):                  # as `netspec data mnist` records it
+        with h5py.File(f"data/mnist/{split}.h5", "a") as f:
+            f.attrs["scale"] = 0.00390625
+    lenet = import_net(fix("lenet_train_test.prototxt"), data_map=MNIST_MAP)
+    assert all(not ls.params.transforms for ls in lenet.spec.layers if ls.type == "HDF5Data")
+    assert any("scale left out" in n for n in lenet.notes)
+    ae = import_net(fix("mnist_autoencoder.prototxt"), fix("mnist_autoencoder_solver.prototxt"), MNIST_MAP)
+    factor = ae.spec.layers[0].params.transforms[0]["factor"]
+    assert factor == pytest.approx(0.0039215684 / 0.00390625)        # Caffe's 1/255 on data already × 1/256

@@ -381,10 +381,17 @@ def _layer(layer: Message, ctx: _Ctx, types: dict, stage, blob_names: dict) -> L
                     continue
                 ctx.problem(block.line_of(k), f"layer '{name}' ({ctype}): param {{ {k} }} is not supported here")
     tr = _transforms(layer, ctx, name)
-    if tr and tr[-1]["type"] == "scale" and _prepared_scale(out.get("source"), ctx.base) == tr[-1]["factor"]:
-        tr.pop()                                 # the HDF5 data holds pixels already scaled so
-        ctx.notes.append(f"{ctx.path}:{line}: layer '{name}': transform_param scale left out: {out['source']} is "
-                         f"already scaled by it (`netspec data` prepared it)")
+    prepared = _prepared_scale(out.get("source"), ctx.base) if tr and tr[-1]["type"] == "scale" else None
+    if prepared:                             # the HDF5 data holds pixels already scaled when prepared
+        factor = tr[-1]["factor"] / prepared
+        if abs(factor - 1) < 1e-9:
+            tr.pop()
+            ctx.notes.append(f"{ctx.path}:{line}: layer '{name}': transform_param scale left out: "
+                             f"{out['source']} was prepared with that scale (`netspec data`)")
+        else:
+            tr[-1]["factor"] = factor
+            ctx.notes.append(f"{ctx.path}:{line}: layer '{name}': transform_param scale {tr[-1]['factor'] * prepared:g}"
+                             f" becomes {factor:.9g}: {out['source']} was prepared with scale {prepared:g}")
     if tr:
         out["transforms"] = tr
     messages = {m for m, _ in used if m and not m.startswith("param[")}
