@@ -166,3 +166,13 @@ def test_fillers_and_transforms_are_registry_entries_that_report_every_problem()
                               "filler 'gaussian' -> sparse: expected an integer, got 1.5")
     with pytest.raises(Invalid, match=r"#2: std -> values: must be a list of numbers"):
         transforms_param([{"type": "scale", "factor": 2}, {"type": "std", "values": "x"}])
+
+
+@pytest.mark.parametrize("config", ["mnist_mlp_adadelta", "mnist_cnn", "mnist_lenet", "char_lstm"])
+def test_the_filled_in_spec_reads_back_as_the_same_spec(config):
+    """spec.yaml beside every run (and the Estimator's stored config) is read back: it must validate."""
+    import os
+    spec = load_spec(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
+                                  f"{config}.yaml"))
+    again = parse_spec(spec.to_plain())
+    assert again.to_plain() == spec.to_plain()

@@ -114,7 +114,8 @@ class SolverParams:
                if getattr(self, k) is not None}
         out.update(fields_plain(self.options))
         out["lr_policy"] = self.lr_policy.to_plain()
-        out["mom_policy"] = self.mom_policy.to_plain()
+        if registry.solvers.get(self.method).uses_momentum:     # the others take no mom_policy
+            out["mom_policy"] = self.mom_policy.to_plain()
         return out
 
 
