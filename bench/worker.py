@@ -4,8 +4,9 @@
 
 FRAMEWORK: netspec | torch.  TASK: train (train steps), infer (forward of the test net), first (time from
 process start to the end of the first training iteration).  Data: random (non-zero float32 in [0.01, 1))
-or mnist (the HDF5 shards of `netspec data mnist`).  Both frameworks run LeNet as in
-configs/mnist_lenet.yaml: Caffe's layers, SGD with momentum 0.9, weight decay 5e-4, bias lr x2.
+or mnist (the HDF5 shards of `netspec data mnist`).  --net NAME (default mnist_lenet) picks the gallery net:
+netspec runs configs/NAME.yaml with its data layers fed from memory (no transforms), PyTorch the twin in
+bench/twins.py (same layers, batch, optimizer and initialization).
 """
 from __future__ import annotations
 
@@ -19,7 +20,13 @@ import time
 
 T_START = time.perf_counter()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(ROOT, "configs", "mnist_lenet.yaml")
+NET = "mnist_lenet"
+SHAPES = {"mnist_lenet": (1, 28, 28), "mnist_mlp_adadelta": (1, 28, 28), "mnist_dropout_fc": (1, 28, 28),
+          "mnist_cnn": (1, 28, 28), "cifar10_quick": (3, 32, 32), "cifar10_cnn": (3, 32, 32)}
+
+
+def config() -> str:
+    return os.path.join(ROOT, "configs", f"{NET}.yaml")
 
 
 def peak_rss_mb() -> float:
@@ -77,26 +84,36 @@ def mnist_arrays(split):
 def random_arrays(n):
     import numpy as np
     r = np.random.default_rng(0)
-    return r.uniform(0.01, 1.0, (n, 1, 28, 28)).astype(np.float32), r.integers(0, 10, n).astype(np.float32)
+    return r.uniform(0.01, 1.0, (n,) + SHAPES[NET]).astype(np.float32), r.integers(0, 10, n).astype(np.float32)
+
+
+def arrays(split, data, n):
+    if data == "mnist":
+        if not NET.startswith("mnist"):
+            raise SystemExit(f"{NET} is not an MNIST net; use --data random")
+        return mnist_arrays(split)
+    return random_arrays(n)
+
+
+def memory_source(plain, name, batch, phase):
+    """Replace the data layer ``name`` of a plain config by a MemoryData (no transforms: the twins have none)."""
+    i = next(k for k, x in enumerate(plain["layers"]) if x["name"] == name)
+    plain["layers"][i] = {"name": name, "type": "MemoryData", "batch_size": batch, "shuffle": phase == "train",
+                          "tops": ["data", "label"], "phase": phase, "data": {"data": [[0]], "label": [0]}}
+    return plain
 
 
 # ---------------------------------------------------------------------------------------------- netspec
 def netspec_solver(batch, data):
     import netspec
+    from netspec.config.spec import parse_spec
     from netspec.training.solver import Solver
-    overrides = [f"layers.train-data.batch_size={batch}", "solver.max_iter=100000000"]
-    spec = netspec.load_spec(CONFIG, overrides).replace(coffee_breaks=())
-    if data == "random":
-        from netspec.config.spec import parse_spec
-        x, y = random_arrays(max(batch * 4, 1024))
-        plain = spec.to_plain()
-        plain["layers"][0] = {"name": "train-data", "type": "MemoryData", "batch_size": batch, "shuffle": True,
-                              "tops": ["data", "label"], "phase": "train", "data": {"data": [[0]], "label": [0]}}
-        plain["layers"] = [x for x in plain["layers"] if x.get("phase") != "test"]   # training only
-        spec = parse_spec(plain)
-        spec = spec.with_layer("train-data", data={"data": x, "label": y}).replace(coffee_breaks=())
-    else:
-        os.chdir(ROOT)
+    spec = netspec.load_spec(config(), ["solver.max_iter=100000000", "solver.max_epoch=null"])
+    x, y = arrays("train", data, max(batch * 4, 1024))
+    plain = memory_source(spec.to_plain(), "train-data", batch, "train")
+    plain["layers"] = [x for x in plain["layers"] if x.get("phase") != "test"]   # training only
+    plain.pop("coffee_breaks", None)
+    spec = parse_spec(plain).with_layer("train-data", data={"data": x, "label": y})
     return Solver(spec, out_dir=os.path.join("/tmp", f"netspec-bench-{os.getpid()}"), log=lambda m: None)
 
 
@@ -116,13 +133,10 @@ def netspec_infer(batch, data, seconds):
     import netspec
     from netspec.net.net import Net
     from netspec.config.spec import parse_spec
-    spec = netspec.load_spec(CONFIG)
-    x, y = mnist_arrays("test") if data == "mnist" else random_arrays(10000)
-    plain = spec.to_plain()
-    plain["layers"][1] = {"name": "test-data", "type": "MemoryData", "batch_size": batch,
-                          "tops": ["data", "label"], "phase": "test", "data": {"data": [[0]], "label": [0]}}
-    spec = parse_spec(plain)
-    spec = spec.with_layer("test-data", data={"data": x, "label": y})
+    spec = netspec.load_spec(config())
+    x, y = arrays("test", data, 10000)
+    plain = memory_source(spec.to_plain(), "test-data", batch, "test")
+    spec = parse_spec(plain).with_layer("test-data", data={"data": x, "label": y})
     net = Net(spec, "test")
     with net.ctx.backend.compute_threads():
         for _ in range(2):
@@ -132,28 +146,9 @@ def netspec_infer(batch, data, seconds):
 
 # ------------------------------------------------------------------------------------------------ torch
 def torch_model():
-    import torch
-    import torch.nn as nn
-    import torch.nn.functional as F
-
-    class LeNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1, self.conv2 = nn.Conv2d(1, 20, 5), nn.Conv2d(20, 50, 5)
-            self.ip1, self.ip2 = nn.Linear(800, 500), nn.Linear(500, 10)
-
-        def forward(self, x):
-            x = F.max_pool2d(self.conv1(x), 2, 2, ceil_mode=True)
-            x = F.max_pool2d(self.conv2(x), 2, 2, ceil_mode=True)
-            return self.ip2(F.relu(self.ip1(x.flatten(1))))
-
-    torch.manual_seed(0)
-    model = LeNet()
-    weights = [p for n, p in model.named_parameters() if n.endswith("weight")]
-    biases = [p for n, p in model.named_parameters() if n.endswith("bias")]
-    # Caffe's recipe: bias lr x2; weight decay on both (decay_mult 1)
-    opt = torch.optim.SGD([{"params": weights}, {"params": biases, "lr": 0.02}], lr=0.01, momentum=0.9,
-                          weight_decay=5e-4)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from twins import make
+    model, opt, _, _ = make(NET)
     return model, opt
 
 
@@ -161,7 +156,7 @@ def torch_train(batch, data, seconds, first_only=False):
     import torch
     import torch.nn.functional as F
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
-    x, y = mnist_arrays("train") if data == "mnist" else random_arrays(max(batch * 4, 1024))
+    x, y = arrays("train", data, max(batch * 4, 1024))
     X, Y = torch.from_numpy(x), torch.from_numpy(y).long()
     model, opt = torch_model()
     g = torch.Generator().manual_seed(0)
@@ -189,7 +184,7 @@ def torch_train(batch, data, seconds, first_only=False):
 def torch_infer(batch, data, seconds):
     import torch
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
-    x, _ = mnist_arrays("test") if data == "mnist" else random_arrays(10000)
+    x, _ = arrays("test", data, 10000)
     X = torch.from_numpy(x)
     model, _ = torch_model()
     model.eval()
@@ -215,9 +210,10 @@ def main():
     ap.add_argument("--data", choices=["random", "mnist"], default="random")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--serve", action="store_true", help="measure windows on request (see timed)")
+    ap.add_argument("--net", default="mnist_lenet", choices=sorted(SHAPES))
     a = ap.parse_args()
-    global SERVE
-    SERVE = a.serve
+    global SERVE, NET
+    SERVE, NET = a.serve, a.net
     if a.framework == "netspec":        # as the `netspec` command does, before numpy loads
         from netspec.tools.blas import choose_openblas_coretype
         choose_openblas_coretype()
