@@ -218,3 +218,28 @@ def test_convolution_folds_its_input_gradient_back_in_groups(monkeypatch):
                        [rng.standard_normal((3, 2, 4, 4))])
     assert layer.plan.dcol_group == 1 and not layer.plan.image_major
     check_gradient("Convolution", layer=layer)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_a_large_training_convolution_runs_by_groups_and_unfolds_again_in_backward(monkeypatch, relu):
+    import netspec.backend.cpu as conv
+    monkeypatch.setattr(conv, "TRAIN_COL_BUDGET", 1)          # every training convolution "too large"
+    monkeypatch.setattr(conv, "GROUP_COL_BUDGET", 1)          # one image per group
+    rng = np.random.default_rng(11)
+    params = {"n_filter": 3, "kernel": 3, "pad": 1, "stride": 2, "weight_init": "gaussian", "bias_init": 0.2}
+    if relu:
+        params["neuron"] = "relu"
+    x = [distinct((3, 2, 5, 5), rng)]
+    layer = make_layer("Convolution", params, x)
+    assert layer.plan.regroup and layer.plan.group == 1 and not layer.plan.image_major
+    check_gradient("Convolution", layer=layer)
+    monkeypatch.setattr(conv, "TRAIN_COL_BUDGET", 1 << 30)    # the same numbers as the whole-batch plan
+    whole = make_layer("Convolution", params, x)
+    assert not whole.plan.regroup
+    for lay in (layer, whole):
+        lay.forward()
+        lay.tops[0].diff[...] = 1.0
+        lay.backward()
+    np.testing.assert_allclose(layer.tops[0].data, whole.tops[0].data, rtol=1e-12)
+    np.testing.assert_allclose(layer.params[0].diff, whole.params[0].diff, rtol=1e-12)
+    np.testing.assert_allclose(layer.bottoms[0].diff, whole.bottoms[0].diff, rtol=1e-12)
