@@ -185,3 +185,25 @@ def test_softmax_loss_of_nan_is_nan():
     prob, losses = np.empty_like(x), np.empty((1, 1), F32)
     cpu.softmax_loss_forward(x, np.zeros((1, 1), F32), prob, losses)
     assert np.isnan(losses[0, 0])
+
+
+def test_in_place_elementwise_calls_give_the_out_of_place_results():
+    """ReLU and dropout called in place (one array under two names) go to one-array kernels."""
+    from netspec.backend import get
+    be = get("cpu")
+    r = np.random.default_rng(4)
+    x = r.standard_normal(1000).astype(np.float32)
+    rand = r.uniform(0, 1, 1000).astype(np.float32)
+    y = r.uniform(-1, 1, 1000).astype(np.float32)
+    for op, args in ((be.relu_forward, ()), (be.dropout_forward, (rand, 0.3, 1 / 0.7))):
+        out = np.empty_like(x)
+        op(x, *args, out)
+        a = x.copy()
+        op(a, *args, a)
+        np.testing.assert_array_equal(a, out)
+    for op, pre in ((be.relu_backward, (y,)), (be.dropout_backward, (rand, 0.3, 1 / 0.7))):
+        out = np.empty_like(x)
+        op(*pre, x, out)
+        a = x.copy()
+        op(*pre, a, a)
+        np.testing.assert_array_equal(a, out)

@@ -314,6 +314,23 @@ def relu_backward(y, dy, dx):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def relu_inplace(y):
+    """:func:`relu_forward` with ``x`` = ``y``: one array, so LLVM vectorizes the loop.  (With two names
+    for one array it keeps the scalar loop, whose branch mispredicts half the time on random signs: 25×
+    slower for 120 k values.)"""
+    for i in range(y.size):
+        v = y[i]
+        y[i] = v if v > 0.0 else 0.0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def relu_backward_inplace(y, d):
+    """:func:`relu_backward` with ``dx`` = ``dy`` = ``d``."""
+    for i in range(y.size):
+        d[i] = d[i] if y[i] > 0.0 else 0.0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def sigmoid_forward(x, y):
     """y = 1 / (1 + e^−x), computed without overflow for large |x|."""
     for i in range(x.size):
@@ -356,6 +373,13 @@ def dropout_forward(x, rand, ratio, scale, y):
 def dropout_backward(rand, ratio, scale, dy, dx):
     for i in range(dy.size):
         dx[i] = dy[i] * scale if rand[i] >= ratio else 0.0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def dropout_inplace(a, rand, ratio, scale):
+    """Dropout forward or backward in place (``a`` is both input and output): see :func:`relu_inplace`."""
+    for i in range(a.size):
+        a[i] = a[i] * scale if rand[i] >= ratio else 0.0
 
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -673,8 +697,7 @@ class IPPlan:
 
 
 KERNEL_OPS = (
-    "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward", "tanh_forward", "tanh_backward",
-    "dropout_forward", "dropout_backward", "counter_uniform",
+    "sigmoid_forward", "sigmoid_backward", "tanh_forward", "tanh_backward", "counter_uniform",
     "softmax_forward", "softmax_backward", "softmax_loss_forward", "softmax_loss_backward",
     "count_correct", "first_bad_label", "embed_forward", "embed_backward", "one_hot",
     "sgd_update", "nesterov_update", "adagrad_update", "rmsprop_update", "adadelta_update", "adam_update",
@@ -816,6 +839,33 @@ class CPUBackend(HostLayerOps, HostRecurrent, HostArrays):
                 k.col2im(col, kh, kw, sh, sw, ph, pw, oh, ow, dx[start:stop])
         dw.reshape(dw.shape[0], -1)[...] = plan.dw_t.T
 
+    # ------------------------------------------------------------------------- element-wise, maybe in place
+    # A kernel given one array under two names keeps LLVM's scalar loop (it cannot prove the names apart),
+    # so in-place calls go to kernels that take the array once.
+    def relu_forward(self, x, y):
+        if _same(x, y):
+            self.k.relu_inplace(y)
+        else:
+            self.k.relu_forward(x, y)
+
+    def relu_backward(self, y, dy, dx):
+        if _same(dy, dx):
+            self.k.relu_backward_inplace(y, dx)
+        else:
+            self.k.relu_backward(y, dy, dx)
+
+    def dropout_forward(self, x, rand, ratio, scale, y):
+        if _same(x, y):
+            self.k.dropout_inplace(y, rand, ratio, scale)
+        else:
+            self.k.dropout_forward(x, rand, ratio, scale, y)
+
+    def dropout_backward(self, rand, ratio, scale, dy, dx):
+        if _same(dy, dx):
+            self.k.dropout_inplace(dx, rand, ratio, scale)
+        else:
+            self.k.dropout_backward(rand, ratio, scale, dy, dx)
+
     # ---------------------------------------------------------------------------------------- pooling
     def pool_plan(self, shape, out_shape, geom, method, dtype) -> PoolPlan:
         h, w = shape[2], shape[3]
@@ -872,6 +922,11 @@ class CPUBackend(HostLayerOps, HostRecurrent, HostArrays):
         (bench/README.md)."""
         from threadpoolctl import threadpool_limits
         return threadpool_limits(limits=env_count("NETSPEC_BLAS_THREADS") or 1, user_api="blas")
+
+
+def _same(a, b) -> bool:
+    """``a`` and ``b`` are one array (the same memory, the same shape): an in-place call."""
+    return a is b or (a.ctypes.data == b.ctypes.data and a.shape == b.shape)
 
 
 def _pass_through(name):
