@@ -7,6 +7,8 @@ The Python API mirrors the command line::
     net = netspec.Net(spec, "train")          # build one phase
     solver = netspec.train(spec)              # train with the config's solver and coffee breaks
     stats, n = netspec.evaluate(spec, solver.last_snapshot[1])
+    netspec.import_caffe("lenet_train_test.prototxt", "imported", "lenet_solver.prototxt")   # netspec import caffe
+    netspec.export_onnx("configs/mnist_lenet.yaml", "snap.h5", "lenet.onnx")                # netspec export onnx
 """
 __version__ = "0.1.0"
 
@@ -18,6 +20,7 @@ _PUBLIC = {
     "Solver": "netspec.training.solver", "read_statistics": "netspec.training.lounge",
     "train": "netspec.tools.api", "evaluate": "netspec.tools.api",
     "Estimator": "netspec.tools.estimator", "check_gradient": "netspec.testing", "load": "netspec.tools.predict", "sample": "netspec.tools.sample",
+    "import_caffe": "netspec.interchange.caffe", "export_onnx": "netspec.tools.export",
     "NetspecError": "netspec.config.errors", "SpecError": "netspec.config.errors",
     "ShapeError": "netspec.config.errors", "DataError": "netspec.config.errors",
     "SnapshotError": "netspec.config.errors", "TrainingError": "netspec.config.errors",

@@ -1,8 +1,13 @@
 """The README's Python API example, run on small data (keep the two in step)."""
+import os
+
 import numpy as np
 from trainkit import make_data
 
 import netspec
+
+
+FIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "caffe")
 
 
 def test_readme_api_example(tmp_path):
@@ -28,7 +33,14 @@ def test_readme_api_example(tmp_path):
     net.close()
     solver = netspec.train(spec, out_dir=str(tmp_path / "run"), log=lambda m: None)
     stats, n = netspec.evaluate(spec, solver.last_snapshot[1])
+    figures = netspec.export_onnx(spec, solver.last_snapshot[1], str(tmp_path / "api-demo.onnx"))
+    done = netspec.import_caffe(os.path.join(FIX, "lenet_train_test.prototxt"), str(tmp_path / "imported"),
+                                os.path.join(FIX, "lenet_solver.prototxt"),
+                                data_map={"examples/mnist/mnist_train_lmdb": "data/mnist/train.txt",
+                                          "examples/mnist/mnist_test_lmdb": "data/mnist/test.txt"})
     # --- end of the example ---
+    assert figures["max_abs"] <= 1e-4 and os.path.exists(figures["path"])
+    assert netspec.load_spec(done["config"]).solver.max_iter == 10000
     assert n == 50 and 0.0 <= stats["accuracy/accuracy"] <= 1.0
     its, acc = netspec.read_statistics(str(tmp_path / "run" / "statistics.h5"))["test/accuracy/accuracy"]
     assert list(its) == [0, 100, 200] and acc[-1] == stats["accuracy/accuracy"]
