@@ -51,21 +51,31 @@ class ConvolutionLayer(NeuronMixin, Layer):
 
     Params = ConvolutionParams
 
+    def out_size(self, size, kernel, stride, pad) -> int:
+        return conv_out(size, kernel, stride, pad)
+
+    def weight_shape(self, c, kh, kw) -> tuple:
+        return (self.p.n_filter, c, kh, kw)
+
     def setup(self, bottoms):
         self.bottoms = bottoms
         n, c, h, w = _expect_4d(self, bottoms[0])
         p = self.p
         (kh, kw), (sh, sw), (ph, pw) = p.kernel, p.stride, p.pad
-        oh, ow = conv_out(h, kh, sh, ph), conv_out(w, kw, sw, pw)
+        oh, ow = self.out_size(h, kh, sh, ph), self.out_size(w, kw, sw, pw)
         if oh < 1 or ow < 1:
             raise self.shape_error(f"kernel {kh}×{kw} does not fit bottom '{bottoms[0].name}' of "
                                    f"{h}×{w} with pad {ph}×{pw}")
-        self.weight, self.bias_p = add_weight_and_bias(self, (p.n_filter, c, kh, kw), p.n_filter)
+        self.weight, self.bias_p = add_weight_and_bias(self, self.weight_shape(c, kh, kw), p.n_filter)
         self.init_neuron()
         self.fused_relu = p.neuron == "relu"
-        self.plan = self.be.conv_plan((n, c, h, w), p.n_filter, (kh, kw, sh, sw, ph, pw, oh, ow),
-                                      self.ctx.phase == "train", self.dtype, self.bias_p is not None, self.fused_relu)
+        self.geom = (kh, kw, sh, sw, ph, pw)
+        self.plan = self.make_plan((n, c, h, w), oh, ow)
         return [(n, p.n_filter, oh, ow)]
+
+    def make_plan(self, shape, oh, ow):
+        return self.be.conv_plan(shape, self.p.n_filter, self.geom + (oh, ow), self.ctx.phase == "train",
+                                 self.dtype, self.bias_p is not None, self.fused_relu)
 
     def forward(self):
         bias = self.bias_p.data if self.bias_p is not None else None
@@ -83,28 +93,21 @@ class ConvolutionLayer(NeuronMixin, Layer):
 
 
 @registry.layers.register("Deconvolution")
-class DeconvolutionLayer(NeuronMixin, Layer):
+class DeconvolutionLayer(ConvolutionLayer):
     """The transposed convolution (Caffe's Deconvolution): each input pixel spreads a filter over the output,
     ``oh = stride·(H − 1) + kernel − 2·pad``.  The weight is (C_in, n_filter, kh, kw), as in Caffe."""
 
     caffe_type, caffe_message = "Deconvolution", "convolution_param"
-    caffe_blobs = (("weight", 4), ("bias", 1))
 
-    Params = ConvolutionParams
+    def out_size(self, size, kernel, stride, pad) -> int:
+        return stride * (size - 1) + kernel - 2 * pad
 
-    def setup(self, bottoms):
-        self.bottoms = bottoms
-        n, c, h, w = _expect_4d(self, bottoms[0])
-        p = self.p
-        (kh, kw), (sh, sw), (ph, pw) = p.kernel, p.stride, p.pad
-        oh, ow = sh * (h - 1) + kh - 2 * ph, sw * (w - 1) + kw - 2 * pw
-        if oh < 1 or ow < 1:
-            raise self.shape_error(f"pad {ph}×{pw} leaves no output for bottom '{bottoms[0].name}' of {h}×{w} "
-                                   f"with kernel {kh}×{kw}")
-        self.weight, self.bias_p = add_weight_and_bias(self, (c, p.n_filter, kh, kw), p.n_filter)
-        self.init_neuron()
-        self.geom = (kh, kw, sh, sw, ph, pw)
-        return [(n, p.n_filter, oh, ow)]
+    def weight_shape(self, c, kh, kw) -> tuple:
+        return (c, self.p.n_filter, kh, kw)
+
+    def make_plan(self, shape, oh, ow):
+        self.fused_relu = False            # the neuron runs as its own pass
+        return None
 
     def forward(self):
         bias = self.bias_p.data if self.bias_p is not None else None
