@@ -6,6 +6,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+os.environ["NETSPEC_WARMUP"] = "0"      # no background compilation started by the commands the tests run
 
 
 @pytest.fixture

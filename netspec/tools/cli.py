@@ -102,10 +102,17 @@ def with_backend(overrides, backend):
     return tuple(overrides) + ((f"backend={backend}",) if backend else ())
 
 
+WARMUP_COMMANDS = ("data", "show", "layers", "import", "draw")   # what a new user runs before training
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="netspec")
-def main():
+@click.pass_context
+def main(ctx):
     """netspec: declarative neural-network training (Caffe / Mocha.jl style YAML nets, numba CPU backend)."""
+    if ctx.invoked_subcommand in WARMUP_COMMANDS:
+        from .warmup import start_if_cold
+        start_if_cold()           # an empty kernel cache is compiled in the background (tools/warmup.py)
 
 
 # ------------------------------------------------------------------------------------------------- show
