@@ -665,7 +665,7 @@ def weights_tree(spec, blobs: dict, path: str, notes: list) -> dict:
             while arr.ndim > rank and arr.shape[0] == 1:
                 arr = arr.reshape(arr.shape[1:])
             params.setdefault(ls.name, {})[pname] = np.ascontiguousarray(arr, np.float32)
-    left = sorted(set(blobs) - seen)
+    left = sorted(k for k in set(blobs) - seen if blobs[k])          # layers that carry weights
     if left:
         notes.append(f"{path}: blobs of layers the net does not have were not used: {', '.join(left)}")
     if problems:
