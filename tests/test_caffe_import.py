@@ -313,3 +313,9 @@ def test_a_scale_the_data_was_prepared_with_is_not_applied_twice(tmp_path, monke
     ae = import_net(fix("mnist_autoencoder.prototxt"), fix("mnist_autoencoder_solver.prototxt"), MNIST_MAP)
     factor = ae.spec.layers[0].params.transforms[0]["factor"]
     assert factor == pytest.approx(0.0039215684 / 0.00390625)        # Caffe's 1/255 on data already × 1/256
+
+
+def test_a_solver_given_as_the_net_is_one_line(tmp_path):
+    out = run("import", "caffe", fix("lenet_solver.prototxt"), "--out", tmp_path / "o", code=1)
+    assert out.strip() == (f"error: {fix('lenet_solver.prototxt')}:1: this is a solver file (it has net:); give the "
+                           "net's .prototxt as NET and this file with --solver")

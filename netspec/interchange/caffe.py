@@ -528,6 +528,9 @@ def import_net(net_path: str, solver_path: str | None = None, data_map: dict | N
     if stage is None and sol is not None and sol.all("test_state"):
         stages = [str(s) for s in sol.all("test_state")[-1].all("stage")]
         stage = stages[0] if stages else None
+    if not net.has("layer") and not net.has("layers") and (net.has("base_lr") or net.has("net")):
+        raise ImportProblems([f"{net_path}:1: this is a solver file (it has {'net' if net.has('net') else 'base_lr'}:); "
+                              "give the net's .prototxt as NET and this file with --solver"])
     if net.has("layers"):
         ctx.problem(net.line_of("layers"), "the net uses Caffe's V1 'layers' format; upgrade it with Caffe's "
                                            "upgrade_net_proto_text first (netspec reads 'layer')")
