@@ -525,6 +525,9 @@ def import_net(net_path: str, solver_path: str | None = None, data_map: dict | N
         sol = pb.read_text(solver_path) if solver_path else None
     except ProtoError as exc:
         raise ImportProblems([str(exc)]) from None
+    if sol is not None and (sol.has("layer") or sol.has("layers")):
+        raise ImportProblems([f"{solver_path}:{sol.line_of('layer')}: this is a net (it has layers), not a solver; "
+                              "give the solver's .prototxt with --solver"])
     if stage is None and sol is not None and sol.all("test_state"):
         stages = [str(s) for s in sol.all("test_state")[-1].all("stage")]
         stage = stages[0] if stages else None
