@@ -26,6 +26,7 @@ from run import interleaved, torch_version  # noqa: E402
 
 NETS = {"mnist_lenet": 64, "mnist_mlp_adadelta": 100, "mnist_dropout_fc": 100, "mnist_cnn": 64,
         "cifar10_quick": 100, "cifar10_cnn": 96}
+CHAR = {"char_lstm": 50, "char_lstm_512": 50}   # on request: training only, in characters/s (T = 50)
 BUSY = "import numpy as np\na = np.ones(1 << 20, np.float32)\nwhile True:\n    a *= 1.0000001\n"
 
 
@@ -64,7 +65,7 @@ def sgemm_peak(seconds: float = 2.0) -> float:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("nets", nargs="*", default=list(NETS))
+    ap.add_argument("nets", nargs="*", default=list(NETS), help=f"of {', '.join(list(NETS) + list(CHAR))}")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=3.0, help="measured seconds per framework, row and round")
     ap.add_argument("--window", type=float, default=0.5)
@@ -74,12 +75,12 @@ def main():
     busy = subprocess.Popen([sys.executable, "-c", BUSY]) if a.busy else None
     try:
         peaks, res = [], {n: {k: [] for k in ("train", "infer", "train_ratio", "infer_ratio")} for n in a.nets}
-        flops = {n: forward_flops(n) for n in a.nets}
+        flops = {n: forward_flops(n) for n in a.nets if n in NETS}
         for r in range(a.rounds):
             peaks.append(sgemm_peak())
             for n in a.nets:
                 data = "mnist" if have_mnist and n.startswith("mnist") else "random"
-                for task, batch in (("train", NETS[n]), ("infer", 1000)):
+                for task, batch in ((("train", NETS[n]), ("infer", 1000)) if n in NETS else (("train", CHAR[n]),)):
                     got = interleaved(task, ["--net", n, "--batch", str(batch), "--data", data], a.seconds, a.window)
                     res[n][task].append((got["netspec"]["img_s"], got["torch"]["img_s"]))
                     res[n][f"{task}_ratio"].append(got["netspec"]["img_s"] / got["torch"]["img_s"])
@@ -96,7 +97,11 @@ def main():
     print("| net | batch | train img/s netspec | PyTorch | **ratio** | % of floor n / t | infer (1000) netspec | "
           "PyTorch | **ratio** | % of floor n / t |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for n in a.nets:
+    for n in [n for n in a.nets if n in CHAR]:
+        ns, ts = med(x for x, _ in res[n]["train"]), med(y for _, y in res[n]["train"])
+        print(f"| {n} (T = 50, characters/s) | {CHAR[n]} | {50 * ns:,.0f} | {50 * ts:,.0f} | "
+              f"**{med(res[n]['train_ratio']):.2f}×** | | | | | |")
+    for n in [n for n in a.nets if n in NETS]:
         row = [n, str(NETS[n])]
         for task, mult in (("train", 3.0), ("infer", 1.0)):
             ns, ts = med(x for x, _ in res[n][task]), med(y for _, y in res[n][task])
@@ -104,7 +109,7 @@ def main():
             row += [f"{ns:,.0f}", f"{ts:,.0f}", f"**{med(res[n][f'{task}_ratio']):.2f}×**",
                     f"{100 * ns * fl / peak:.0f}% / {100 * ts * fl / peak:.0f}%"]
         print("| " + " | ".join(row) + " |")
-    print(f"\nFLOPs per image (forward): " + ", ".join(f"{n} {flops[n] / 1e6:.1f} M" for n in a.nets))
+    print(f"\nFLOPs per image (forward): " + ", ".join(f"{n} {flops[n] / 1e6:.1f} M" for n in flops))
 
 
 if __name__ == "__main__":

@@ -86,6 +86,24 @@ class Quick(nn.Module):                      # configs/cifar10_quick.yaml
         return self.ip2(self.ip1(x.flatten(1)))
 
 
+class CharLSTM(nn.Module):                   # configs/char_lstm.yaml
+    def __init__(self, vocab=65, hidden=128, layers=2):
+        super().__init__()
+        self.vocab = vocab
+        self.lstm = nn.LSTM(vocab, hidden, layers)              # time-major T×N×D, as netspec
+        self.fc = nn.Linear(hidden, vocab)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.uniform_(-0.08, 0.08) if p.dim() > 1 else p.zero_()
+        self.state = None
+
+    def forward(self, codes):                                   # codes: T×N (int64)
+        x = F.one_hot(codes, self.vocab).float()
+        y, state = self.lstm(x, self.state)
+        self.state = tuple(s.detach() for s in state)           # carried, truncated BPTT
+        return self.fc(y)
+
+
 def groups(model, bias_lr=1.0, bias_decay=1.0, lr=1.0, decay=0.0, no_decay=()):
     """Parameter groups with Caffe's multipliers: bias lr × bias_lr; decay × 0 for biases (bias_decay 0) and
     for the layers named in ``no_decay``."""
@@ -117,4 +135,8 @@ def make(net: str):
     if net == "cifar10_quick":
         m = Quick()
         return m, torch.optim.SGD(groups(m, 2.0, 1.0, 0.001, 0.004), lr=0.001, momentum=0.9), (3, 32, 32), 100
+    if net.startswith("char_lstm"):
+        hidden = 512 if net.endswith("512") else 128
+        m = CharLSTM(hidden=hidden)
+        return m, torch.optim.RMSprop(m.parameters(), lr=0.002, alpha=0.95, eps=1e-8), (50,), 50
     raise KeyError(net)

@@ -22,7 +22,8 @@ T_START = time.perf_counter()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NET = "mnist_lenet"
 SHAPES = {"mnist_lenet": (1, 28, 28), "mnist_mlp_adadelta": (1, 28, 28), "mnist_dropout_fc": (1, 28, 28),
-          "mnist_cnn": (1, 28, 28), "cifar10_quick": (3, 32, 32), "cifar10_cnn": (3, 32, 32)}
+          "mnist_cnn": (1, 28, 28), "cifar10_quick": (3, 32, 32), "cifar10_cnn": (3, 32, 32),
+          "char_lstm": (50,), "char_lstm_512": (50,)}     # a character model's "image" is a sequence of 50
 
 
 def config() -> str:
@@ -104,7 +105,25 @@ def memory_source(plain, name, batch, phase):
 
 
 # ---------------------------------------------------------------------------------------------- netspec
+def char_solver(batch):
+    """configs/char_lstm.yaml (or its 2×512 variant) on the prepared Tiny Shakespeare, training only."""
+    import netspec
+    from netspec.config.spec import parse_spec
+    from netspec.training.solver import Solver
+    sets = ["solver.max_epoch=null", "solver.max_iter=100000000", f"layers.train-data.batch_size={batch}"]
+    if NET.endswith("512"):
+        sets += ["layers.lstm1.output_dim=512", "layers.lstm2.output_dim=512"]
+    os.chdir(ROOT)
+    plain = netspec.load_spec(os.path.join(ROOT, "configs", "char_lstm.yaml"), sets).to_plain()
+    plain["layers"] = [x for x in plain["layers"] if x.get("phase") != "test"]
+    plain.pop("coffee_breaks", None)
+    return Solver(parse_spec(plain, os.path.join(ROOT, "configs", "char_lstm.yaml")),
+                  out_dir=os.path.join("/tmp", f"netspec-bench-{os.getpid()}"), log=lambda m: None)
+
+
 def netspec_solver(batch, data):
+    if NET.startswith("char_lstm"):
+        return char_solver(batch)
     import netspec
     from netspec.config.spec import parse_spec
     from netspec.training.solver import Solver
@@ -119,7 +138,7 @@ def netspec_solver(batch, data):
 
 def netspec_train(batch, data, seconds, first_only=False):
     solver = netspec_solver(batch, data)
-    with solver.be.compute_threads():
+    with solver.be.compute_threads(solver.train_net.blas_threads()):
         solver.onestep_solve()
         first = time.perf_counter() - T_START
         if first_only:
@@ -138,7 +157,7 @@ def netspec_infer(batch, data, seconds):
     plain = memory_source(spec.to_plain(), "test-data", batch, "test")
     spec = parse_spec(plain).with_layer("test-data", data={"data": x, "label": y})
     net = Net(spec, "test")
-    with net.ctx.backend.compute_threads():
+    with net.ctx.backend.compute_threads(net.blas_threads()):
         for _ in range(2):
             net.forward()
         return timed(net.forward, seconds, batch)
@@ -152,7 +171,34 @@ def torch_model():
     return model, opt
 
 
+def torch_char_train(batch, seconds):
+    """The char_lstm twin on random codes: T = 50 steps of ``batch`` sequences, gradient clipping 5."""
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    model, opt = torch_model()
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randint(0, 65, (51 * 20, batch), generator=g)
+    pos = 0
+
+    def step():
+        nonlocal pos
+        if pos + 51 > len(codes):
+            pos = 0
+        x, t = codes[pos:pos + 50], codes[pos + 1:pos + 51]
+        pos += 50
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x).reshape(-1, 65), t.reshape(-1)).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+    for _ in range(3):
+        step()
+    return timed(step, seconds, batch)
+
+
 def torch_train(batch, data, seconds, first_only=False):
+    if NET.startswith("char_lstm"):
+        return torch_char_train(batch, seconds)
     import torch
     import torch.nn.functional as F
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))

@@ -81,7 +81,13 @@ def test_shapes_are_checked():
 
 
 def time_major_net(monkeypatch):
+    """A net whose LSTM splits over replicas: the host backends keep a recurrence in one replica (its steps
+    hold the GIL), so the replica machinery — which processes use, and a backend with native steps would —
+    is tested with that preference switched off."""
     from test_parallel import _Transpose
+
+    from netspec.backend.host import HostRecurrent
+    monkeypatch.setattr(HostRecurrent, "recurrence_holds_gil", False)
 
     from netspec.config import registry
     from netspec.layers.base import Layer
@@ -126,3 +132,17 @@ def test_carried_state_in_snapshots_under_any_split(monkeypatch, tmp_path):
             np.testing.assert_allclose(three.blobs["h"].data, one.blobs["h"].data, rtol=1e-5, atol=1e-6)
             three.reset_statistics()                  # a validation pass starts from zero
             assert not three.state()["layers"]["lstm"]["h"].any()
+
+
+def test_a_host_recurrence_runs_in_one_replica_and_gives_blas_the_other_core():
+    from netspec.config.spec import parse_spec
+    spec = parse_spec("""
+layers:
+  - {name: d, type: SequenceData, text: abcdefghabcdefghabcdefgh, batch_size: 4, seq_len: 3, tops: [c, t]}
+  - {name: oh, type: OneHot, n_class: 8, bottoms: [c], tops: [x]}
+  - {name: lstm, type: LSTM, output_dim: 4, bottoms: [x], tops: [h]}
+""", "r.yaml")
+    with Net(spec, runner=Runner(threads=2)) as net:
+        assert len(net.replicas) == 1 and net.blas_threads() == 2
+        assert net.note == ("layer 'lstm' runs its steps as small array operations that hold the GIL (replicas "
+                            "would take turns), so each batch runs in 1 thread instead of 2")

@@ -918,13 +918,14 @@ class CPUBackend(HostLayerOps, HostRecurrent, HostArrays):
             self.k.gemm(dy, w, dx)
 
     # ------------------------------------------------------------------------------------------ running
-    def compute_threads(self):
-        """Context in which nets run: OpenBLAS limited to ``NETSPEC_BLAS_THREADS`` threads (default 1) while
+    def compute_threads(self, blas_threads: int | None = None):
+        """Context in which nets run: OpenBLAS limited to ``NETSPEC_BLAS_THREADS`` threads, else to
+        ``blas_threads`` (the cores the nets' replicas leave free: see ``Net.blas_threads``), else 1, while
         each replica's thread runs the numba kernels.  On this 2-core machine the two thread pools otherwise
         fight (OpenBLAS threads spin after each GEMM while the replicas want the cores): 4× slower, measured
         (bench/README.md)."""
         from threadpoolctl import threadpool_limits
-        return threadpool_limits(limits=env_count("NETSPEC_BLAS_THREADS") or 1, user_api="blas")
+        return threadpool_limits(limits=env_count("NETSPEC_BLAS_THREADS") or blas_threads or 1, user_api="blas")
 
 
 def _same(a, b) -> bool:

@@ -104,8 +104,6 @@ class Layer:
     caffe_type: ClassVar[str | None] = None     # Caffe's name of this type (None: no Caffe counterpart)
     caffe_message: ClassVar[str | None] = None  # the layer's parameter message in Caffe (convolution_param)
     caffe_blobs: ClassVar[tuple] = ()           # (parameter, rank) in the order of Caffe's blobs
-    whole_batch: ClassVar[bool] = False     # training needs statistics of the whole batch (BatchNorm): the
-                                            # net runs its train phase in one replica
 
     def __init__(self, spec, ctx: Context):
         self.spec = spec
@@ -145,6 +143,11 @@ class Layer:
 
     def reset_state(self) -> None:
         """Carried state back to its start (at every validation pass); most layers carry none."""
+
+    def one_replica(self) -> str | None:
+        """Why this layer, as set up, wants the process's whole batch in one replica (one thread), or None.
+        The net then runs one replica and gives the spare cores to BLAS; processes still split the rows."""
+        return None
 
     def derived_statistics(self, means: dict) -> dict:
         """Figures computed from the means of the statistics (e.g. bits per symbol)."""

@@ -56,7 +56,6 @@ class BatchNormLayer(Layer):
 
     Params = BatchNormParams
     caffe_ignores_param = True      # Caffe nets set lr_mult: 0 on the statistics; netspec never trains them
-    whole_batch = True
     inplace_ok = True
 
     def setup(self, bottoms):
@@ -80,6 +79,9 @@ class BatchNormLayer(Layer):
         self.xhat = self.alloc(bottoms[0].shape) if self.gamma is not None else None    # γ, β: the normalized x
         self.dxhat = self.alloc(bottoms[0].shape) if self.gamma is not None else None
         return [bottoms[0].shape]
+
+    def one_replica(self):
+        return "trains on the statistics of the whole batch" if self.update else None
 
     def forward(self):
         be, x = self.be, self.bottoms[0].data.reshape(self.view)

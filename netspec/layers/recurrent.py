@@ -65,6 +65,11 @@ class _Recurrent(Layer):
     def _cont(self):
         return self.bottoms[1].data if len(self.bottoms) > 1 else None
 
+    def one_replica(self):
+        if getattr(self.be, "recurrence_holds_gil", False):
+            return "runs its steps as small array operations that hold the GIL (replicas would take turns)"
+        return None
+
     def forward(self):
         y = self.tops[0].data
         self.be.recurrent_forward(self.plan, self.bottoms[0].data, self._cont(), self.w.data, self.u.data,

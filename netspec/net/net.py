@@ -52,9 +52,9 @@ PHYSICAL_MEMORY = _physical_memory()
 class _Unshardable(Exception):
     """A layer's top does not keep the batch axis: the rows cannot be split between replicas."""
 
-    def __init__(self, layer: str, top: str, why: str = ""):
+    def __init__(self, layer: str, top: str, why: str = "", threads_only: bool = False):
         super().__init__(layer, top)
-        self.layer, self.top = layer, top
+        self.layer, self.top, self.threads_only = layer, top, threads_only
         self.why = why or f"changes the batch axis of '{top}'"
 
 
@@ -148,7 +148,7 @@ class Net:
             except (_Unshardable, ShapeError) as exc:
                 if len(pieces) == 1:
                     raise
-                if isinstance(exc, _Unshardable) and self.runner.size > 1:
+                if isinstance(exc, _Unshardable) and self.runner.size > 1 and not exc.threads_only:
                     raise ShapeError(f"{self._where(exc.layer)}: layers -> {exc.layer}: it {exc.why}, so its rows "
                                      "cannot be split over processes; run it in one process") from None
                 if isinstance(exc, _Unshardable):
@@ -282,9 +282,9 @@ class Net:
         layer.bottoms = bottoms
         shapes = layer.setup(bottoms)
         sharded = len(self.replicas) > 1
-        if sharded and layer.whole_batch and self.phase == "train":
-            raise _Unshardable(ls.name, ls.tops[0] if ls.tops else "", "trains on the statistics of the "
-                               "whole batch")
+        why = layer.one_replica() if sharded else None
+        if why:
+            raise _Unshardable(ls.name, ls.tops[0] if ls.tops else "", why, threads_only=True)
         rows = replica.rows.stop - replica.rows.start
         axis = layer.batch_axis
         if axis is None:                     # the layer keeps its first bottom's batch axis (Embed, OneHot)
@@ -419,6 +419,12 @@ class Net:
         finally:
             self._update = None
         return self._end_pass(self._step_loss)
+
+    def blas_threads(self) -> int:
+        """BLAS threads that fit beside this net's replicas: the threads asked for, over the replicas run (a
+        net that runs one replica — a layer's ``one_replica`` reason, a changed batch axis — gives BLAS the
+        cores its replicas leave free, instead of leaving them idle)."""
+        return max(1, self.runner.threads // max(1, len(self.replicas)))
 
     def first_nonfinite(self):
         """(layer name, blob name) of the first layer whose output or loss is not finite, else None."""

@@ -35,7 +35,9 @@ def train(config, *, overrides=(), out_dir=None, resume=None, weights=None, log=
     solver.on_step, solver.on_progress = on_step, on_progress
     try:
         # overflow shows up as a non-finite loss, which the solver reports naming the layer
-        with solver.be.compute_threads(), np.errstate(over="ignore", invalid="ignore"):
+        nets = [n for n in (solver.train_net, solver.test_net) if n is not None]
+        with solver.be.compute_threads(min(n.blas_threads() for n in nets)), \
+                np.errstate(over="ignore", invalid="ignore"):
             solver.solve()
     finally:
         solver.train_net.close()
@@ -55,7 +57,7 @@ def evaluate(config, weights: str, *, overrides=(), phase: str = "test", backend
                                                              "(one with 'phase: test', or without a phase)")])
     with Net(spec, phase) as net:
         load_params(net.params, load_snapshot(weights), strict=True)
-        with net.ctx.backend.compute_threads():
+        with net.ctx.backend.compute_threads(net.blas_threads()):
             return evaluate_net(net, progress)
 
 

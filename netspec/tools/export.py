@@ -310,7 +310,7 @@ def export_onnx(config, weights: str, out: str, *, overrides=(), batch: int = 10
         if output not in net.blobs:
             raise SpecError([Problem(Where(spec.path), "export", f"the output blob '{output}' is not in the test "
                                      "phase")])
-        with net.backend.compute_threads():
+        with net.backend.compute_threads(net.blas_threads()):
             net.forward()
         expected = net.blobs[output].data.copy()
         g = _Graph(onnx, helper, numpy_helper)

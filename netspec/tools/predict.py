@@ -51,7 +51,7 @@ def forward_rows(spec: NetSpec, rows: np.ndarray, blobs, *, shared=None, weights
     batch = min(n, PREDICT_BATCH)
     pspec = prediction_spec(spec, rows, batch)
     out = {b: [] for b in blobs}
-    with Net(pspec, "test", shared=shared) as net, net.backend.compute_threads():
+    with Net(pspec, "test", shared=shared) as net, net.backend.compute_threads(net.blas_threads()):
         missing = [b for b in blobs if b not in net.blobs]
         if missing:
             raise SpecError([Problem(Where(spec.path), "predict", f"no blob {', '.join(missing)} in the test "

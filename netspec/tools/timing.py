@@ -85,7 +85,7 @@ def time_net(spec, iterations: int = 50, warmup: int = 5, out_dir: str | None = 
         if layer in train.backward_layers:
             _wrap(layer, "backward", layer_acc, timed_be)
     blocks = {False: [], True: []}        # per block: {quantity: seconds per iteration}
-    with backend.compute_threads(), np.errstate(over="ignore", invalid="ignore"):
+    with backend.compute_threads(train.blas_threads()), np.errstate(over="ignore", invalid="ignore"):
         for _ in range(warmup):
             solver.onestep_solve()
         for start in range(0, iterations, BLOCK):
