@@ -319,3 +319,14 @@ def test_a_solver_given_as_the_net_is_one_line(tmp_path):
     out = run("import", "caffe", fix("lenet_solver.prototxt"), "--out", tmp_path / "o", code=1)
     assert out.strip() == (f"error: {fix('lenet_solver.prototxt')}:1: this is a solver file (it has net:); give the "
                            "net's .prototxt as NET and this file with --solver")
+
+
+def test_ignore_label_says_how_the_normalizations_differ(tmp_path):
+    net = tmp_path / "ign.prototxt"
+    net.write_text('layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }\n'
+                   'layer { name: "lab" type: "Input" top: "y" input_param { shape { dim: 2 dim: 1 } } }\n'
+                   'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "x" bottom: "y"\n'
+                   '        loss_param { ignore_label: -1 } }\n')
+    imp = import_net(str(net))
+    assert imp.spec.layer("loss").params.ignore_label == -1
+    assert any(n.startswith(f"{net}:3: layer 'loss': with ignore_label Caffe divides") for n in imp.notes)

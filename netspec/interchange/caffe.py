@@ -372,6 +372,15 @@ def _layer(layer: Message, ctx: _Ctx, types: dict, stage, blob_names: dict) -> L
                 out["batch_size"], out["shape"] = dims[0], dims[1:]
         if ctype == "HDF5Data":
             out["source"] = ctx.data_map.get(out.get("source"), out.get("source"))
+        if ctype == "SoftmaxWithLoss" and "ignore_label" in out:
+            lp = layer.get("loss_param")
+            norm = str(lp.get("normalization", "")) if isinstance(lp, Message) else ""
+            if norm not in ("BATCH_SIZE", "FULL") and not (isinstance(lp, Message) and lp.has("normalize")
+                                                           and not _plain(lp.get("normalize"))):
+                ctx.notes.append(f"{ctx.path}:{line}: layer '{name}': with ignore_label Caffe divides the loss by "
+                                 "the places not ignored (VALID); netspec divides by every place")
+            if isinstance(lp, Message):
+                used |= {("loss_param", "normalization"), ("loss_param", "normalize")}
         for i, block in enumerate(layer.all("param")):
             for k in block.names():
                 if (f"param[{i}]", k) in used or k == "name" and "param_names" in out:
