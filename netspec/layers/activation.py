@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ..config import registry
 from ..config.fields import boolean, integer, number, param
 from ..config.fillers import Filler, filler
-from .base import Layer, fmt_shape, name_key, param_names_param
+from .base import Layer, channel_view, fmt_shape, name_key, param_names_param
 
 
 # ---------------------------------------------------------------------------------------------- neurons
@@ -143,29 +143,18 @@ class PReLULayer(Layer):
 
     def setup(self, bottoms):
         self.bottoms = bottoms
-        shape = bottoms[0].shape
-        if len(shape) < 2:
-            raise self.shape_error(f"bottom '{bottoms[0].name}' {fmt_shape(shape)} has no channel axis")
-        self.view = (shape[0], shape[1], math.prod(shape[2:]))
-        n = 1 if self.p.channel_shared else shape[1]
+        self.view = channel_view(self, bottoms[0], 1)
+        n = 1 if self.p.channel_shared else self.view[1]      # one slope broadcasts over the channels
         self.a = self.add_param("slope", (n,), self.p.slope_init, self.p.slope_lr, self.p.slope_decay)
-        self.a_full = self.alloc((shape[1],)) if self.p.channel_shared else None
-        return [shape]
-
-    def _slopes(self):
-        if self.a_full is None:
-            return self.a.data
-        self.be.fill(self.a_full, 0.0)
-        self.be.add(self.a_full, self.a.data, self.a_full)          # broadcast the one slope
-        return self.a_full
+        return [bottoms[0].shape]
 
     def forward(self):
-        self.be.prelu_forward(self.bottoms[0].data.reshape(self.view), self._slopes(),
+        self.be.prelu_forward(self.bottoms[0].data.reshape(self.view), self.a.data,
                               self.tops[0].data.reshape(self.view))
 
     def backward(self):
         dx = self.bottoms[0].diff.reshape(self.view) if self.propagate_down[0] else None
-        self.be.prelu_backward(self.bottoms[0].data.reshape(self.view), self._slopes(),
+        self.be.prelu_backward(self.bottoms[0].data.reshape(self.view), self.a.data,
                                self.tops[0].diff.reshape(self.view), self.a.diff, dx)
 
 

@@ -1,6 +1,7 @@
 """The layer base class, its context and the random stream (the contract is in ``netspec/layers/__init__.py``)."""
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -216,6 +217,18 @@ class Layer:
         """A buffer of ``blob``'s shape when ``blob`` is a strided view (a replica's rows of a time-major
         blob), to compute in and copy through; None when the blob can be used as it is."""
         return None if blob.data.flags.c_contiguous else self.alloc(blob.shape)
+
+
+def channel_view(layer, blob, axis: int) -> tuple:
+    """(outer, C, inner) of ``blob`` around ``axis`` — how the channel-wise operations of the backend see
+    a blob of any rank; a shape error if it has no such axis or is a replica's strided time-major view."""
+    shape = blob.shape
+    if len(shape) <= axis:
+        raise layer.shape_error(f"bottom '{blob.name}' {fmt_shape(shape)} has no axis {axis}")
+    if not blob.data.flags.c_contiguous:
+        raise layer.shape_error(f"bottom '{blob.name}' is a time-major blob; {layer.type_name} works on "
+                                "batch-major blobs (N first)")
+    return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
 
 
 # ------------------------------------------------------------------------------------------------ neurons

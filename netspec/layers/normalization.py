@@ -1,28 +1,16 @@
 """Normalization: BatchNorm (with an optional built-in scale and bias), Scale, Bias and LRN (Caffe's).
 
 These work along one axis (``axis``, default 1: the channels) of blobs of any rank, seen as
-(outer, C, inner); their bottoms must be batch-major (not a replica's strided time-major view).
+(outer, C, inner) by :func:`~netspec.layers.base.channel_view`.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from ..config import registry
 from ..config.fields import boolean, choice, integer, number, optional, param
 from ..config.fillers import Filler, filler
-from .base import Layer, fmt_shape, param_names_param
-
-
-def channel_view(layer, blob, axis: int) -> tuple:
-    """(outer, C, inner) of ``blob`` around ``axis``; a shape error if it has no such axis."""
-    shape = blob.shape
-    if len(shape) <= axis:
-        raise layer.shape_error(f"bottom '{blob.name}' {fmt_shape(shape)} has no axis {axis}")
-    if not blob.data.flags.c_contiguous:
-        raise layer.shape_error(f"bottom '{blob.name}' is a time-major blob; {layer.type_name} works on "
-                                "batch-major blobs (N first)")
-    return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
+from .base import Layer, channel_view, fmt_shape, param_names_param
 
 
 # --------------------------------------------------------------------------------------------- BatchNorm
