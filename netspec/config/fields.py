@@ -224,6 +224,22 @@ def build(cls, raw, where: Where, path: str, problems: list, skip=()):
     return obj if ok else None
 
 
+def build_entry(cls, raw: dict, what: str, path: str):
+    """``cls`` from ``raw`` inside a converter (a filler, a transform: a registry entry written as a mapping):
+    an unknown key raises :class:`Invalid` naming ``what`` takes instead; otherwise every problem of the
+    values, each as ``path -> key: message``, in one :class:`Invalid`."""
+    takes = [f.name for f in fields_of(cls)]
+    for key in raw:
+        if key not in takes:
+            raise Invalid(f"{what} has no parameter '{key}'{did_you_mean(key, takes)}; "
+                          f"it takes: {', '.join(takes) or 'nothing'}")
+    problems: list = []
+    out = build(cls, raw, Where(), path, problems)
+    if problems:
+        raise Invalid("; ".join(f"{p.path}: {p.message}" for p in problems))
+    return out
+
+
 def to_plain(obj):
     """A dataclass (or nest of them) as plain YAML-writable values: the filled-in spec."""
     if hasattr(obj, "to_plain") and not isinstance(obj, type):

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import registry
-from .errors import Where
-from .fields import Invalid, build, fields_of, fields_plain, integer, number, param
+from .fields import Invalid, build_entry, fields_of, fields_plain, integer, number, param
 
 class FillerBase:
     """A filler's parameters and how it draws: ``draw(shape, fan_in, rng) -> array``."""
@@ -164,18 +163,8 @@ def filler(v) -> FillerBase:
         if "type" not in v:
             raise Invalid(f"a filler mapping needs 'type:' one of {', '.join(registry.fillers.names())}")
         cls = registry.fillers.get(v["type"])
-        rest = {k: x for k, x in v.items() if k != "type"}
-        takes = [f.name for f in fields_of(cls)]
-        for key in rest:
-            if key not in takes:
-                from .fields import did_you_mean
-                raise Invalid(f"filler '{cls.type_name}' has no parameter '{key}'{did_you_mean(key, takes)}; "
-                              f"it takes: {', '.join(takes) or 'nothing'}")
-        problems: list = []
-        out = build(cls, rest, Where(), f"filler '{cls.type_name}'", problems)
-        if problems:
-            raise Invalid("; ".join(f"{p.path}: {p.message}" for p in problems))
-        return out
+        what = f"filler '{cls.type_name}'"
+        return build_entry(cls, {k: x for k, x in v.items() if k != "type"}, what, what)
     raise Invalid(f"expected a filler (a number, a name such as 'xavier', or a mapping), got {v!r}")
 
 

@@ -23,9 +23,9 @@ import h5py
 import numpy as np
 
 from ..config import registry
-from ..config.errors import DataError, Where
-from ..config.fields import (Invalid, boolean, build, did_you_mean, fields_of, fields_plain, integer, number,
-                             number_list, optional, param, string)
+from ..config.errors import DataError
+from ..config.fields import Invalid, boolean, build_entry, fields_plain, integer, number, optional, param, string
+
 
 def transforms_param(v):
     """Converter for ``transforms:``: a list of {type: ..., ...}, each validated against its registered
@@ -43,15 +43,11 @@ def transforms_param(v):
         except Invalid as exc:
             raise Invalid(f"{where}: {exc}") from None
         kind = cls.type_name
-        takes = [f.name for f in fields_of(cls.Params)]
-        for key in t:
-            if key != "type" and key not in takes:
-                raise Invalid(f"{where}: transform '{kind}' has no parameter '{key}'{did_you_mean(key, takes)}"
-                              f"; it takes: {', '.join(takes) or 'nothing'}")
-        problems: list = []
-        params = build(cls.Params, {k: x for k, x in t.items() if k != "type"}, Where(), kind, problems)
-        if problems:
-            raise Invalid(f"{where}: " + "; ".join(f"{p.path}: {p.message}" for p in problems))
+        try:
+            params = build_entry(cls.Params, {k: x for k, x in t.items() if k != "type"}, f"transform '{kind}'",
+                                 kind)
+        except Invalid as exc:
+            raise Invalid(f"{where}: {exc}") from None
         out.append({"type": kind, **{k: x for k, x in fields_plain(params).items() if x is not None}})
     return out
 
