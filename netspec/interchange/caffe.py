@@ -16,7 +16,6 @@ name 4 / blobs 6) are those of Caffe's public schema.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
 
@@ -24,9 +23,10 @@ import h5py
 import numpy as np
 
 from ..config import registry
-from ..config.errors import NetspecError, Problem, SpecError, Where
+from ..config.errors import NetspecError, Where
 from ..config.fields import fields_of
 from ..config.yamlio import LDict, LList
+from ..layers.data import list_file_paths, resolve
 from . import protobuf as pb
 from .protobuf import Enum, Message, ProtoError
 
@@ -113,7 +113,6 @@ class _Ctx:
     notes: list = field(default_factory=list)
     data_map: dict = field(default_factory=dict)
     out_dir: str = "."
-    base: str = "."              # where relative data paths are looked up besides the working directory
 
     def problem(self, line, what: str):
         self.problems.append(f"{self.path}:{line}: {what}")
@@ -285,19 +284,17 @@ def _transforms(layer: Message, ctx: _Ctx, where: str) -> list:
     return out
 
 
-def _prepared_scale(listing, base: str):
-    """The ``scale`` a netspec preparer recorded in the first shard of a list file (None if unknown)."""
+def _prepared_scale(listing):
+    """The ``scale`` a netspec preparer recorded in the first shard of a list file (None if unknown), the
+    list looked up as the data layer will (the working directory first)."""
     if not isinstance(listing, str):
         return None
-    path = listing if os.path.isabs(listing) or os.path.exists(listing) else os.path.join(base, listing)
     try:
-        with open(path, encoding="utf-8") as fh:
-            first = fh.readline().strip()
-        shard = first if os.path.isabs(first) else os.path.join(os.path.dirname(path), first)
-        with h5py.File(shard, "r") as f:
+        shards = list_file_paths(resolve(listing, "."))
+        with h5py.File(shards[0], "r") as f:
             v = f.attrs.get("scale")
         return None if v is None else float(v)
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, IndexError):
         return None
 
 
@@ -390,7 +387,7 @@ def _layer(layer: Message, ctx: _Ctx, types: dict, stage, blob_names: dict) -> L
                     continue
                 ctx.problem(block.line_of(k), f"layer '{name}' ({ctype}): param {{ {k} }} is not supported here")
     tr = _transforms(layer, ctx, name)
-    prepared = _prepared_scale(out.get("source"), ctx.base) if tr and tr[-1]["type"] == "scale" else None
+    prepared = _prepared_scale(out.get("source")) if tr and tr[-1]["type"] == "scale" else None
     if prepared:                             # the HDF5 data holds pixels already scaled when prepared
         factor = tr[-1]["factor"] / prepared
         if abs(factor - 1) < 1e-9:
@@ -440,7 +437,6 @@ def _layer(layer: Message, ctx: _Ctx, types: dict, stage, blob_names: dict) -> L
 def _solver(sol: Message, path: str, ctx: _Ctx) -> tuple[LDict, list, int | None]:
     """(solver block, coffee breaks, seed) from a Caffe solver file; problems name the solver's lines."""
     sctx = _Ctx(path, ctx.problems, ctx.notes)
-    from ..config.coffee import ValidationPerformance  # noqa: F401  (registered classes)
     from ..config.solver import SolverParams
 
     out = LDict()
@@ -584,10 +580,9 @@ def import_net(net_path: str, solver_path: str | None = None, data_map: dict | N
     raw.line, raw.key_lines = 1, {"name": net.line_of("name"), "layers": layers.line}
     if sol is not None:
         solver, coffee, seed = _solver(sol, solver_path, ctx)
-        from ..config.errors import Where as W
         from ..config.solver import parse_solver
         sprobs: list = []
-        parse_solver(solver, W(solver_path, 1), sprobs)
+        parse_solver(solver, Where(solver_path, 1), sprobs)
         ctx.problems += [str(p) for p in sprobs]
         raw["solver"] = solver
         if coffee:

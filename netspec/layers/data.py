@@ -167,6 +167,15 @@ class HDF5DataParams:
     transforms: list = param(transforms_param, [], "transforms of the first top: scale, mean, std, mirror, crop, rotate")
 
 
+def list_file_paths(src: str) -> list[str]:
+    """The HDF5 files a list file names (Caffe's ``source``): one per line, relative to the list's folder;
+    blank lines and ``#`` comments skipped."""
+    folder = os.path.dirname(os.path.abspath(src))
+    with open(src) as fh:
+        paths = [ln.strip() for ln in fh if ln.strip() and not ln.lstrip().startswith("#")]
+    return [p if os.path.isabs(p) else os.path.join(folder, p) for p in paths]
+
+
 def resolve(path: str, base_dir: str) -> str:
     """A relative path is looked up in the working directory, then beside the config file."""
     if os.path.isabs(path) or os.path.exists(path):
@@ -194,15 +203,12 @@ class HDF5DataLayer(_Source):
             raise DataError(f"{self.where}: layers -> {self.name} -> source: list file '{self.p.source}' not found "
                             f"(looked in {os.path.abspath(self.p.source)}; prepare it with e.g. "
                             "'netspec data mnist')")
-        folder = os.path.dirname(os.path.abspath(src))
-        with open(src) as fh:
-            paths = [ln.strip() for ln in fh if ln.strip() and not ln.lstrip().startswith("#")]
+        paths = list_file_paths(src)
         if not paths:
             raise DataError(f"{self.where}: layers -> {self.name}: list file '{src}' names no HDF5 file")
         self.files, units, self.row_shapes = [], [], None
         self.unit_index = []
-        for path in paths:
-            full = path if os.path.isabs(path) else os.path.join(folder, path)
+        for full in paths:
             f = self._open(full, src)
             dsets = []
             for top in self.spec.tops:
