@@ -929,8 +929,9 @@ class CPUBackend(HostLayerOps, HostRecurrent, HostArrays):
 
 
 def _same(a, b) -> bool:
-    """``a`` and ``b`` are one array (the same memory, the same shape): an in-place call."""
-    return a is b or (a.ctypes.data == b.ctypes.data and a.shape == b.shape)
+    """``a`` and ``b`` are one array (the same memory, the same shape): an in-place call.  The bounds test
+    first: 0.2 µs for the usual disjoint pair, against 1.7 µs for reading both addresses."""
+    return a is b or (np.may_share_memory(a, b) and a.ctypes.data == b.ctypes.data and a.shape == b.shape)
 
 
 def _pass_through(name):
