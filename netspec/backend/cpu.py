@@ -23,7 +23,8 @@ from numba import njit
 
 from ..config import registry
 from ..config.env import env_count
-from .host import HostArrays, HostRecurrent
+from .cpu_recurrent import CPURecurrent, lstm_step_backward, lstm_step_forward, rnn_step_backward, rnn_step_forward  # noqa: F401
+from .host import HostArrays
 from .hostops import HostLayerOps
 
 
@@ -709,7 +710,7 @@ KERNEL_OPS = (
 
 
 @registry.backends.register("cpu")
-class CPUBackend(HostLayerOps, HostRecurrent, HostArrays):
+class CPUBackend(HostLayerOps, CPURecurrent, HostArrays):
     """The ``cpu`` backend.  ``kernels`` is where the kernels are looked up — this module, or a wrapper
     that times every call (``netspec time``)."""
 
