@@ -128,6 +128,8 @@ class StepPlan(RecurrentPlan):
         self.relu = cell == "relu"
         self.x = np.zeros((t, n, d), dtype)           # the input, contiguous (a replica's rows are a view)
         self.rec = np.zeros((n, width), dtype)        # (k·h_{t−1}) U^T
+        self.ut = np.zeros((h, width), dtype)         # U^T, contiguous: a GEMM with few rows runs 1.4-1.5x
+                                                      # faster on it than on the transposed view (OpenBLAS)
         self.dh = np.zeros((n, h), dtype)             # da_{t+1} U
         self.dc = np.zeros((n, h), dtype)             # the cell gradient carried back a step
         self.dx = np.zeros((t * n, d), dtype)
@@ -151,12 +153,13 @@ class CPURecurrent(HostRecurrent):
         np.copyto(plan.x, x)
         k.gemm(plan.x.reshape(t_len * n, -1), w.T, plan.a.reshape(t_len * n, -1))
         plan.a += b
+        np.copyto(plan.ut, u.T)
         np.multiply(plan.h0, cont[0][:, None], out=plan.hprev[0])
         c_in = plan.c0
         for t in range(t_len):
             last = t + 1 == t_len
             h_next, k_next = (plan.last, plan.zeros) if last else (plan.hprev[t + 1], cont[t + 1])
-            k.gemm(plan.hprev[t], u.T, plan.rec)
+            k.gemm(plan.hprev[t], plan.ut, plan.rec)
             if plan.kind == "lstm":
                 k.lstm_step_forward(plan.a[t], plan.rec, plan.gate_bias, c_in, cont[t], plan.relu,
                                     plan.cprev[t], plan.c[t], y[t], h_next, k_next)
