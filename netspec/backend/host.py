@@ -96,7 +96,8 @@ def _sigmoid(z):
 
 class HostRecurrent:
     """RNN and LSTM steps in numpy with BLAS GEMMs (one for the inputs of all steps, one per step for the
-    recurrence), shared by the host backends.  Gate order i, f, o, g (Caffe's); the weight W is (4H, D), the
+    recurrence): the ``numpy`` backend's, and the plan and carried state the ``cpu`` backend's compiled steps
+    (:mod:`.cpu_recurrent`) build on.  Gate order i, f, o, g (Caffe's); the weight W is (4H, D), the
     recurrent U (4H, H), the bias b (4H); ``forget_bias`` is added to the forget gate's pre-activation."""
 
     # each step is a dozen numpy calls on small arrays: Python time, under the GIL, so replica threads would
