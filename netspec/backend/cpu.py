@@ -7,7 +7,8 @@ Conventions for all kernels:
   * kernels are serial and release the GIL (``nogil``): a net runs its batch as replicas, one thread each
     (``netspec.runner``), which on this 2-core machine beats fine-grained ``prange`` loops fighting BLAS's
     threads (bench/README.md has the figures);
-  * no ``fastmath``: it would let LLVM drop the NaN tests the loss layers rely on;
+  * no ``fastmath``: it would let LLVM drop the NaN tests the loss layers rely on (the recurrent steps of
+    :mod:`.cpu_recurrent` take only its ``contract`` flag: fused multiply-add);
   * ``error_model="numpy"``: a division by zero gives inf/nan (which the solver's NaN check reports) instead
     of a test before every division, which kept LLVM from vectorizing the loops (the AdaDelta update over
     1.8 M weights: 8.0 → 2.5 ms, Adam 8.2 → 1.7 ms).
