@@ -17,17 +17,18 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-GALLERY = ("mnist_lenet", "mnist_cnn", "mnist_mlp_adadelta", "mnist_dropout_fc", "cifar10_quick", "cifar10_cnn")
+GALLERY = ("mnist_lenet", "mnist_cnn", "mnist_mlp_adadelta", "mnist_dropout_fc", "cifar10_quick", "cifar10_cnn",
+           "char_lstm", "char_rnn")
+KERNEL_MODULES = ("cpu", "cpu_recurrent")      # the cpu backend's modules of cached kernels
 
 
 def cache_is_cold() -> bool:
-    """No compiled kernel of the cpu backend is cached (numba's index files, beside the module or under
-    ``NUMBA_CACHE_DIR``)."""
+    """A kernel module of the cpu backend has nothing cached (numba's index files, beside the module or
+    under ``NUMBA_CACHE_DIR``)."""
     folder = os.environ.get("NUMBA_CACHE_DIR")
-    if folder:
-        return not glob.glob(os.path.join(folder, "**", "cpu.*.nbi"), recursive=True)
     here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "backend", "__pycache__")
-    return not glob.glob(os.path.join(here, "cpu.*.nbi"))
+    return any(not (glob.glob(os.path.join(folder, "**", f"{m}.*.nbi"), recursive=True) if folder
+                    else glob.glob(os.path.join(here, f"{m}.*.nbi"))) for m in KERNEL_MODULES)
 
 
 def start_if_cold() -> bool:
@@ -57,6 +58,12 @@ def _spec(name: str, batch: int = 4):
               "label": rng.integers(0, 10, 2 * batch).astype(np.float32)}
     sources = []
     for layer in plain["layers"]:
+        if layer["type"] == "SequenceData":            # a few inline characters of the net's vocabulary size
+            n_class = next(x["n_class"] for x in plain["layers"] if x["type"] == "OneHot")
+            vocab = "".join(chr(33 + i) for i in range(n_class))
+            for k in ("source", "batch_size", "seq_len"):
+                layer.pop(k, None)
+            layer.update(text=vocab * 2, vocab=vocab, batch_size=2, seq_len=3)
         if layer["type"] == "HDF5Data":
             sources.append(layer["name"])
             for k in list(layer):
