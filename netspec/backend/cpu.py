@@ -12,6 +12,9 @@ Conventions for all kernels:
   * ``error_model="numpy"``: a division by zero gives inf/nan (which the solver's NaN check reports) instead
     of a test before every division, which kept LLVM from vectorizing the loops (the AdaDelta update over
     1.8 M weights: 8.0 → 2.5 ms, Adam 8.2 → 1.7 ms).
+  * the adaptive updates (AdaGrad, RMSProp, AdaDelta, Adam) compute in the parameters' dtype, as Caffe's
+    ``Dtype`` does: Python's float64 scalars would promote every square root and division to float64, at half
+    the SIMD width (AdaDelta over 0.9 M weights 1.40 → 0.53 ms).
 The plain-numpy twin of each kernel lives in ``tests/test_kernels.py``.
 """
 from __future__ import annotations
@@ -556,8 +559,10 @@ def nesterov_update(w, g, v, lr, mom, decay, l1):
 @njit(cache=True, nogil=True, error_model="numpy")
 def adagrad_update(w, g, h, lr, eps, decay, l1):
     """AdaGrad (Caffe): h ← h + g'²;  w ← w − lr·g' / (√h + eps)."""
+    f = w.dtype.type
+    lr, eps = f(lr), f(eps)
     for i in range(w.size):
-        gi = _reg(w, g, i, decay, l1)
+        gi = f(_reg(w, g, i, decay, l1))
         h[i] += gi * gi
         w[i] -= lr * gi / (np.sqrt(h[i]) + eps)
 
@@ -565,9 +570,11 @@ def adagrad_update(w, g, h, lr, eps, decay, l1):
 @njit(cache=True, nogil=True, error_model="numpy")
 def rmsprop_update(w, g, h, lr, rms_decay, eps, decay, l1):
     """RMSProp (Caffe): h ← rms_decay·h + (1 − rms_decay)·g'²;  w ← w − lr·g' / (√h + eps)."""
+    f = w.dtype.type
+    lr, eps, keep, new = f(lr), f(eps), f(rms_decay), f(1.0 - rms_decay)
     for i in range(w.size):
-        gi = _reg(w, g, i, decay, l1)
-        h[i] = rms_decay * h[i] + (1.0 - rms_decay) * gi * gi
+        gi = f(_reg(w, g, i, decay, l1))
+        h[i] = keep * h[i] + new * gi * gi
         w[i] -= lr * gi / (np.sqrt(h[i]) + eps)
 
 
@@ -575,11 +582,13 @@ def rmsprop_update(w, g, h, lr, rms_decay, eps, decay, l1):
 def adadelta_update(w, g, h, h2, lr, rho, eps, decay, l1):
     """AdaDelta (Caffe, Zeiler 2012): h ← ρ·h + (1 − ρ)·g'²;  u ← g'·√((h2 + eps) / (h + eps));
     h2 ← ρ·h2 + (1 − ρ)·u²;  w ← w − lr·u."""
+    f = w.dtype.type
+    lr, eps, keep, new = f(lr), f(eps), f(rho), f(1.0 - rho)
     for i in range(w.size):
-        gi = _reg(w, g, i, decay, l1)
-        h[i] = rho * h[i] + (1.0 - rho) * gi * gi
+        gi = f(_reg(w, g, i, decay, l1))
+        h[i] = keep * h[i] + new * gi * gi
         u = gi * np.sqrt((h2[i] + eps) / (h[i] + eps))
-        h2[i] = rho * h2[i] + (1.0 - rho) * u * u
+        h2[i] = keep * h2[i] + new * u * u
         w[i] -= lr * u
 
 
@@ -588,12 +597,14 @@ def adam_update(w, g, m, v, lr, beta1, beta2, eps, t, decay, l1):
     """Adam (Caffe): m ← β1·m + (1 − β1)·g';  v ← β2·v + (1 − β2)·g'²;
     w ← w − lr · √(1 − β2^t) / (1 − β1^t) · m / (√v + eps), with t = iteration + 1 (eps outside the
     bias correction, as Caffe has it)."""
-    corr = np.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t)
+    f = w.dtype.type
+    step = f(lr * np.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t))
+    eps, b1, nb1, b2, nb2 = f(eps), f(beta1), f(1.0 - beta1), f(beta2), f(1.0 - beta2)
     for i in range(w.size):
-        gi = _reg(w, g, i, decay, l1)
-        m[i] = beta1 * m[i] + (1.0 - beta1) * gi
-        v[i] = beta2 * v[i] + (1.0 - beta2) * gi * gi
-        w[i] -= lr * corr * m[i] / (np.sqrt(v[i]) + eps)
+        gi = f(_reg(w, g, i, decay, l1))
+        m[i] = b1 * m[i] + nb1 * gi
+        v[i] = b2 * v[i] + nb2 * gi * gi
+        w[i] -= step * m[i] / (np.sqrt(v[i]) + eps)
 
 
 # ----------------------------------------------------------------------------------- data augmentation
