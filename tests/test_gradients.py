@@ -35,6 +35,12 @@ CASES = {
         ("image-major-no-bias-relu", {"n_filter": 2, "kernel": 2, "bias": False, "neuron": "relu",
                                       "weight_init": {"type": "gaussian", "std": 0.5}},
          lambda r: [distinct((1, 1, 17, 17), r)], {}),
+        # 3×3, stride 1, >= 64 input channels: Winograd F(2×2, 3×3) on the cpu backend (odd sizes: clipped tiles)
+        ("winograd-pad-relu", {"n_filter": 3, "kernel": 3, "pad": 1, "neuron": "relu",
+                               "weight_init": {"type": "gaussian", "std": 0.3}, "bias_init": 0.2},
+         lambda r: [distinct((2, 64, 5, 4), r)], {}),
+        ("winograd-no-pad-no-bias", {"n_filter": 2, "kernel": 3, "bias": False, "weight_init": "gaussian"},
+         lambda r: [r.standard_normal((1, 64, 5, 6))], {}),
     ],
     "Pooling": [
         ("max-2x2", {"kernel": 2, "stride": 2}, lambda r: [distinct((2, 2, 4, 4), r)], {}),
