@@ -35,7 +35,7 @@ CASES = {
         ("image-major-no-bias-relu", {"n_filter": 2, "kernel": 2, "bias": False, "neuron": "relu",
                                       "weight_init": {"type": "gaussian", "std": 0.5}},
          lambda r: [distinct((1, 1, 17, 17), r)], {}),
-        # 3×3, stride 1, >= 64 input channels: Winograd F(2×2, 3×3) on the cpu backend (odd sizes: clipped tiles)
+        # 3×3, stride 1, >= 32 input channels: Winograd F(2×2, 3×3) on the cpu backend (odd sizes: clipped tiles)
         ("winograd-pad-relu", {"n_filter": 3, "kernel": 3, "pad": 1, "neuron": "relu",
                                "weight_init": {"type": "gaussian", "std": 0.3}, "bias_init": 0.2},
          lambda r: [distinct((2, 64, 5, 4), r)], {}),
