@@ -98,12 +98,14 @@ def input_transform(x, ph, pw, th, tw, v):
                     s[3, j] = band[1, j] - band[3, j]
                 p0 = (n * th + ty) * tw
                 for i in range(4):                            # (Bᵀ d) B
-                    v0, v1, v2, v3, si = v[4 * i, c], v[4 * i + 1, c], v[4 * i + 2, c], v[4 * i + 3, c], s[i]
                     for t in range(tw):
-                        v0[p0 + t] = si[2 * t] - si[2 * t + 2]
-                        v1[p0 + t] = si[2 * t + 1] + si[2 * t + 2]
-                        v2[p0 + t] = si[2 * t + 2] - si[2 * t + 1]
-                        v3[p0 + t] = si[2 * t + 1] - si[2 * t + 3]
+                        v[4 * i, c, p0 + t] = s[i, 2 * t] - s[i, 2 * t + 2]
+                    for t in range(tw):
+                        v[4 * i + 1, c, p0 + t] = s[i, 2 * t + 1] + s[i, 2 * t + 2]
+                    for t in range(tw):
+                        v[4 * i + 2, c, p0 + t] = s[i, 2 * t + 2] - s[i, 2 * t + 1]
+                    for t in range(tw):
+                        v[4 * i + 3, c, p0 + t] = s[i, 2 * t + 1] - s[i, 2 * t + 3]
 
 
 @njit(**KERNEL)
@@ -119,17 +121,16 @@ def input_grad(dv, ph, pw, th, tw, dx):
         for c in range(n_c):
             for ty in range(th):
                 p0 = (n * th + ty) * tw
+                e[...] = 0.0
                 for i in range(4):                            # row i of E Bᵀ, added at columns 2·tx …
-                    d0, d1, d2, d3, ei = dv[4 * i, c], dv[4 * i + 1, c], dv[4 * i + 2, c], dv[4 * i + 3, c], e[i]
-                    ei[:] = 0.0
                     for t in range(tw):
-                        ei[2 * t] += d0[p0 + t]
+                        e[i, 2 * t] += dv[4 * i, c, p0 + t]
                     for t in range(tw):
-                        ei[2 * t + 1] += d1[p0 + t] - d2[p0 + t] + d3[p0 + t]
+                        e[i, 2 * t + 1] += dv[4 * i + 1, c, p0 + t] - dv[4 * i + 2, c, p0 + t] + dv[4 * i + 3, c, p0 + t]
                     for t in range(tw):
-                        ei[2 * t + 2] += d1[p0 + t] + d2[p0 + t] - d0[p0 + t]
+                        e[i, 2 * t + 2] += dv[4 * i + 1, c, p0 + t] + dv[4 * i + 2, c, p0 + t] - dv[4 * i, c, p0 + t]
                     for t in range(tw):
-                        ei[2 * t + 3] -= d3[p0 + t]
+                        e[i, 2 * t + 3] -= dv[4 * i + 3, c, p0 + t]
                 for j in range(width):                        # B (E Bᵀ): the 4 rows of the band
                     band[0, j] = e[0, j]
                     band[1, j] = e[1, j] - e[2, j] + e[3, j]
@@ -158,11 +159,10 @@ def output_transform(m, bias, use_bias, relu, th, tw, y):
             for ty in range(th):
                 p0 = (n * th + ty) * tw
                 for j in range(4):                            # Aᵀ M: rows m0 + m1 + m2, m1 − m2 − m3
-                    m0, m1, m2, m3 = m[j, f], m[4 + j, f], m[8 + j, f], m[12 + j, f]
-                    t0, t1 = t[0, j], t[1, j]
                     for q in range(tw):
-                        t0[q] = m0[p0 + q] + m1[p0 + q] + m2[p0 + q]
-                        t1[q] = m1[p0 + q] - m2[p0 + q] - m3[p0 + q]
+                        t[0, j, q] = m[j, f, p0 + q] + m[4 + j, f, p0 + q] + m[8 + j, f, p0 + q]
+                    for q in range(tw):
+                        t[1, j, q] = m[4 + j, f, p0 + q] - m[8 + j, f, p0 + q] - m[12 + j, f, p0 + q]
                 for i in range(2):                            # (Aᵀ M) A
                     yy = 2 * ty + i
                     if yy >= oh:
@@ -186,6 +186,7 @@ def output_grad(dy, y, relu, th, tw, dm, db, use_bias):
     n_img, n_f, oh, ow = dy.shape
     zero = dy.dtype.type(0.0)
     e = np.zeros((2, 2 * tw), dy.dtype)
+    a = np.empty((4, 2, tw), dy.dtype)
     for n in range(n_img):
         for f in range(n_f):
             acc = zero
@@ -203,22 +204,19 @@ def output_grad(dy, y, relu, th, tw, dm, db, use_bias):
                     for xx in range(ow, 2 * tw):
                         ei[xx] = zero
                 p0 = (n * th + ty) * tw
-                # A e Aᵀ: rows (A e) = e0, e0 + e1, e0 − e1, −e1; columns the same
-                for r in range(4):
-                    c0, c1, c2, c3 = dm[4 * r, f], dm[4 * r + 1, f], dm[4 * r + 2, f], dm[4 * r + 3, f]
+                for q in range(tw):                           # rows of A e: e0, e0 + e1, e0 − e1, −e1
+                    a[0, 0, q], a[0, 1, q] = e[0, 2 * q], e[0, 2 * q + 1]
+                    a[1, 0, q], a[1, 1, q] = e[0, 2 * q] + e[1, 2 * q], e[0, 2 * q + 1] + e[1, 2 * q + 1]
+                    a[2, 0, q], a[2, 1, q] = e[0, 2 * q] - e[1, 2 * q], e[0, 2 * q + 1] - e[1, 2 * q + 1]
+                    a[3, 0, q], a[3, 1, q] = -e[1, 2 * q], -e[1, 2 * q + 1]
+                for r in range(4):                            # (A e) Aᵀ: columns the same
                     for q in range(tw):
-                        top0, top1, bot0, bot1 = e[0, 2 * q], e[0, 2 * q + 1], e[1, 2 * q], e[1, 2 * q + 1]
-                        if r == 0:
-                            a0, a1 = top0, top1
-                        elif r == 1:
-                            a0, a1 = top0 + bot0, top1 + bot1
-                        elif r == 2:
-                            a0, a1 = top0 - bot0, top1 - bot1
-                        else:
-                            a0, a1 = -bot0, -bot1
-                        c0[p0 + q] = a0
-                        c1[p0 + q] = a0 + a1
-                        c2[p0 + q] = a0 - a1
-                        c3[p0 + q] = -a1
+                        dm[4 * r, f, p0 + q] = a[r, 0, q]
+                    for q in range(tw):
+                        dm[4 * r + 1, f, p0 + q] = a[r, 0, q] + a[r, 1, q]
+                    for q in range(tw):
+                        dm[4 * r + 2, f, p0 + q] = a[r, 0, q] - a[r, 1, q]
+                    for q in range(tw):
+                        dm[4 * r + 3, f, p0 + q] = -a[r, 1, q]
             if use_bias:
                 db[f] += acc
