@@ -32,6 +32,7 @@ from .host import HostArrays
 from .winograd import filter_grad as wino_filter_grad, filter_transform as wino_filter  # noqa: F401
 from .winograd import input_grad as wino_input_grad, input_transform as wino_input  # noqa: F401
 from .winograd import output_grad as wino_output_grad, output_transform as wino_output  # noqa: F401
+from .winograd import WORK_ROWS as WINOGRAD_WORK_ROWS
 from .hostops import HostLayerOps
 
 
@@ -718,6 +719,7 @@ class WinogradPlan:
     du: np.ndarray
     du_part: np.ndarray
     no_bias: np.ndarray
+    work: np.ndarray             # the transforms' scratch rows
     x: np.ndarray = None         # the input forward saw, which the net keeps until backward
 
 
@@ -806,21 +808,21 @@ class CPUBackend(HostLayerOps, CPURecurrent, HostArrays):
         z = lambda s: np.zeros(s, dtype)   # noqa: E731
         return WinogradPlan(geom, fused_relu, group, (th, tw), u=z((16, n_filter, c)), v=z(16 * c * p),
                             m=z(16 * n_filter * p), dv=z(16 * c * p), du=z((16, n_filter, c)),
-                            du_part=z((16, n_filter, c)), no_bias=z((1,)))
+                            du_part=z((16, n_filter, c)), no_bias=z((1,)), work=z((WINOGRAD_WORK_ROWS, 2 * tw + 2)))
 
     def _winograd_forward(self, plan, x, w, b, y):
         k, (th, tw), ph, pw = self.k, plan.tiles, plan.geom[4], plan.geom[5]
         plan.x = x
         n_f, c = plan.u.shape[1], plan.u.shape[2]
-        k.wino_filter(w, plan.u)
+        k.wino_filter(w, plan.u, plan.work)
         bias = b if b is not None else plan.no_bias
         for start in range(0, x.shape[0], plan.group):
             stop = min(x.shape[0], start + plan.group)
             p = (stop - start) * th * tw
             v, m = plan.v[:16 * c * p].reshape(16, c, p), plan.m[:16 * n_f * p].reshape(16, n_f, p)
-            k.wino_input(x[start:stop], ph, pw, th, tw, v)
+            k.wino_input(x[start:stop], ph, pw, th, tw, v, plan.work)
             k.gemm_batched(plan.u, v, m)
-            k.wino_output(m, bias, b is not None, plan.fused_relu, th, tw, y[start:stop])
+            k.wino_output(m, bias, b is not None, plan.fused_relu, th, tw, y[start:stop], plan.work)
 
     def _winograd_backward(self, plan, y, dy, dw, db, dx):
         k, (th, tw), ph, pw = self.k, plan.tiles, plan.geom[4], plan.geom[5]
@@ -831,16 +833,17 @@ class CPUBackend(HostLayerOps, CPURecurrent, HostArrays):
             stop = min(x.shape[0], start + plan.group)
             p = (stop - start) * th * tw
             v, dm = plan.v[:16 * c * p].reshape(16, c, p), plan.m[:16 * n_f * p].reshape(16, n_f, p)
-            k.wino_input(x[start:stop], ph, pw, th, tw, v)
-            k.wino_output_grad(dy[start:stop], y[start:stop], plan.fused_relu, th, tw, dm, dbias, db is not None)
+            k.wino_input(x[start:stop], ph, pw, th, tw, v, plan.work)
+            k.wino_output_grad(dy[start:stop], y[start:stop], plan.fused_relu, th, tw, dm, dbias, db is not None,
+                               plan.work)
             k.gemm_batched(dm, v.transpose(0, 2, 1), plan.du if start == 0 else plan.du_part)
             if start:
                 plan.du += plan.du_part
             if dx is not None:
                 dv = plan.dv[:16 * c * p].reshape(16, c, p)
                 k.gemm_batched(plan.u.transpose(0, 2, 1), dm, dv)
-                k.wino_input_grad(dv, ph, pw, th, tw, dx[start:stop])
-        k.wino_filter_grad(plan.du, dw)
+                k.wino_input_grad(dv, ph, pw, th, tw, dx[start:stop], plan.work)
+        k.wino_filter_grad(plan.du, dw, plan.work)
 
     def conv_forward(self, plan, x, w, b, y):
         if isinstance(plan, WinogradPlan):

@@ -18,18 +18,18 @@ of the GEMM's own (tests/test_winograd.py compares with im2col + GEMM and checks
 """
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 KERNEL = dict(cache=True, nogil=True, error_model="numpy")
+WORK_ROWS = 10     # the kernels' scratch ``work``: WORK_ROWS × (2·tw + 2), from the plan (kernels allocate nothing)
 
 
 @njit(**KERNEL)
-def filter_transform(w, u):
+def filter_transform(w, u, work):
     """``u[k, f, c]`` = (G w[f, c] Gᵀ) at position k = 4·row + column (w: F×C×3×3)."""
     n_f, n_c = w.shape[0], w.shape[1]
     half = w.dtype.type(0.5)
-    t = np.empty((4, 3), w.dtype)
+    t = work[:4, :3]
     for f in range(n_f):
         for c in range(n_c):
             g = w[f, c]
@@ -46,11 +46,11 @@ def filter_transform(w, u):
 
 
 @njit(**KERNEL)
-def filter_grad(du, dw):
+def filter_grad(du, dw, work):
     """``dw[f, c]`` = Gᵀ dU[·, f, c] G, the adjoint of :func:`filter_transform`."""
     n_f, n_c = dw.shape[0], dw.shape[1]
     half = dw.dtype.type(0.5)
-    t = np.empty((4, 3), dw.dtype)
+    t = work[:4, :3]
     for f in range(n_f):
         for c in range(n_c):
             for i in range(4):                       # (dU G): each row of the 4×4 to 3 values
@@ -79,14 +79,13 @@ def _rows(x, n, c, y0, pw, band):
 
 
 @njit(**KERNEL)
-def input_transform(x, ph, pw, th, tw, v):
+def input_transform(x, ph, pw, th, tw, v, work):
     """``v[k, c, p]`` = (Bᵀ d B) at position k = 4·row + column of the 4×4 input tile d of tile
     p = (n·th + ty)·tw + tx (rows 2·ty − ph …, columns 2·tx − pw …; cells outside ``x`` are 0).  Per row of
     tiles: Bᵀ d over the whole band of 4 input rows, then · B tile by tile, in loops over the tiles that
     vectorize."""
     n_img, n_c = x.shape[0], x.shape[1]
-    band = np.empty((4, 2 * tw + 2), x.dtype)
-    s = np.empty((4, 2 * tw + 2), x.dtype)
+    band, s = work[:4], work[4:8]
     for n in range(n_img):
         for c in range(n_c):
             for ty in range(th):
@@ -109,13 +108,12 @@ def input_transform(x, ph, pw, th, tw, v):
 
 
 @njit(**KERNEL)
-def input_grad(dv, ph, pw, th, tw, dx):
+def input_grad(dv, ph, pw, th, tw, dx, work):
     """``dx`` = the sum of ``B dV Bᵀ`` of every tile at the tile's place (the adjoint of
     :func:`input_transform`; cells outside ``dx`` are dropped; neighbouring tiles overlap by 2)."""
     n_img, n_c, h, w = dx.shape
     width = 2 * tw + 2
-    e = np.empty((4, width), dx.dtype)                        # E Bᵀ of each tile's 4×4, spread over the band
-    band = np.empty((4, width), dx.dtype)
+    e, band = work[:4], work[4:8]                             # E Bᵀ of each tile's 4×4, spread over the band
     dx[...] = 0.0
     for n in range(n_img):
         for c in range(n_c):
@@ -147,12 +145,11 @@ def input_grad(dv, ph, pw, th, tw, dx):
 
 
 @njit(**KERNEL)
-def output_transform(m, bias, use_bias, relu, th, tw, y):
+def output_transform(m, bias, use_bias, relu, th, tw, y, work):
     """``y`` (N, F, oh, ow) = Aᵀ M A of every tile, plus the bias, then max(·, 0) if ``relu``."""
     n_img, n_f, oh, ow = y.shape
     zero = y.dtype.type(0.0)
-    t = np.empty((2, 4, tw), y.dtype)
-    row = np.empty(2 * tw, y.dtype)
+    t0, t1, row = work[:4], work[4:8], work[8]               # rows 0 and 1 of Aᵀ M, per column j
     for n in range(n_img):
         for f in range(n_f):
             b = bias[f] if use_bias else zero
@@ -160,16 +157,17 @@ def output_transform(m, bias, use_bias, relu, th, tw, y):
                 p0 = (n * th + ty) * tw
                 for j in range(4):                            # Aᵀ M: rows m0 + m1 + m2, m1 − m2 − m3
                     for q in range(tw):
-                        t[0, j, q] = m[j, f, p0 + q] + m[4 + j, f, p0 + q] + m[8 + j, f, p0 + q]
+                        t0[j, q] = m[j, f, p0 + q] + m[4 + j, f, p0 + q] + m[8 + j, f, p0 + q]
                     for q in range(tw):
-                        t[1, j, q] = m[4 + j, f, p0 + q] - m[8 + j, f, p0 + q] - m[12 + j, f, p0 + q]
+                        t1[j, q] = m[4 + j, f, p0 + q] - m[8 + j, f, p0 + q] - m[12 + j, f, p0 + q]
                 for i in range(2):                            # (Aᵀ M) A
                     yy = 2 * ty + i
                     if yy >= oh:
                         continue
+                    t = t0 if i == 0 else t1
                     for q in range(tw):
-                        row[2 * q] = t[i, 0, q] + t[i, 1, q] + t[i, 2, q] + b
-                        row[2 * q + 1] = t[i, 1, q] - t[i, 2, q] - t[i, 3, q] + b
+                        row[2 * q] = t[0, q] + t[1, q] + t[2, q] + b
+                        row[2 * q + 1] = t[1, q] - t[2, q] - t[3, q] + b
                     if relu:
                         for xx in range(ow):
                             y[n, f, yy, xx] = max(row[xx], zero)
@@ -179,14 +177,13 @@ def output_transform(m, bias, use_bias, relu, th, tw, y):
 
 
 @njit(**KERNEL)
-def output_grad(dy, y, relu, th, tw, dm, db, use_bias):
+def output_grad(dy, y, relu, th, tw, dm, db, use_bias, work):
     """``dm[k, f, p]`` = (A dY Aᵀ) of every tile's 2×2 gradient (0 beyond the top; times [y > 0] if
     ``relu``), the adjoint of :func:`output_transform`; and the bias gradient, if ``use_bias``, added to
     ``db`` (which the caller zeroes)."""
     n_img, n_f, oh, ow = dy.shape
     zero = dy.dtype.type(0.0)
-    e = np.zeros((2, 2 * tw), dy.dtype)
-    a = np.empty((4, 2, tw), dy.dtype)
+    e, a0, a1 = work[:2], work[2:6], work[6:10]               # the tile rows; the rows of A e, columns 0, 1
     for n in range(n_img):
         for f in range(n_f):
             acc = zero
@@ -205,18 +202,18 @@ def output_grad(dy, y, relu, th, tw, dm, db, use_bias):
                         ei[xx] = zero
                 p0 = (n * th + ty) * tw
                 for q in range(tw):                           # rows of A e: e0, e0 + e1, e0 − e1, −e1
-                    a[0, 0, q], a[0, 1, q] = e[0, 2 * q], e[0, 2 * q + 1]
-                    a[1, 0, q], a[1, 1, q] = e[0, 2 * q] + e[1, 2 * q], e[0, 2 * q + 1] + e[1, 2 * q + 1]
-                    a[2, 0, q], a[2, 1, q] = e[0, 2 * q] - e[1, 2 * q], e[0, 2 * q + 1] - e[1, 2 * q + 1]
-                    a[3, 0, q], a[3, 1, q] = -e[1, 2 * q], -e[1, 2 * q + 1]
+                    a0[0, q], a1[0, q] = e[0, 2 * q], e[0, 2 * q + 1]
+                    a0[1, q], a1[1, q] = e[0, 2 * q] + e[1, 2 * q], e[0, 2 * q + 1] + e[1, 2 * q + 1]
+                    a0[2, q], a1[2, q] = e[0, 2 * q] - e[1, 2 * q], e[0, 2 * q + 1] - e[1, 2 * q + 1]
+                    a0[3, q], a1[3, q] = -e[1, 2 * q], -e[1, 2 * q + 1]
                 for r in range(4):                            # (A e) Aᵀ: columns the same
                     for q in range(tw):
-                        dm[4 * r, f, p0 + q] = a[r, 0, q]
+                        dm[4 * r, f, p0 + q] = a0[r, q]
                     for q in range(tw):
-                        dm[4 * r + 1, f, p0 + q] = a[r, 0, q] + a[r, 1, q]
+                        dm[4 * r + 1, f, p0 + q] = a0[r, q] + a1[r, q]
                     for q in range(tw):
-                        dm[4 * r + 2, f, p0 + q] = a[r, 0, q] - a[r, 1, q]
+                        dm[4 * r + 2, f, p0 + q] = a0[r, q] - a1[r, q]
                     for q in range(tw):
-                        dm[4 * r + 3, f, p0 + q] = -a[r, 1, q]
+                        dm[4 * r + 3, f, p0 + q] = -a1[r, q]
             if use_bias:
                 db[f] += acc
