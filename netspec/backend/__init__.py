@@ -126,6 +126,7 @@ class Backend(Protocol):
 
     # -- running
     def compute_threads(self, blas_threads: int | None = None): ...
+    def prepare_thread(self) -> None: ...
 
 
 REQUIRED = tuple(n for n in Backend.__dict__ if not n.startswith("_"))

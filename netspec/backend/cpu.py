@@ -19,6 +19,7 @@ The plain-numpy twin of each kernel lives in ``tests/test_kernels.py``.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from numba import njit
 from ..config import registry
 from ..config.env import env_count
 from .cpu_recurrent import CPURecurrent, lstm_step_backward, lstm_step_forward, rnn_step_backward, rnn_step_forward  # noqa: F401
+from . import fpenv
 from .host import HostArrays
 from .winograd import filter_grad as wino_filter_grad, filter_transform as wino_filter  # noqa: F401
 from .winograd import input_grad as wino_input_grad, input_transform as wino_input  # noqa: F401
@@ -1015,9 +1017,18 @@ class CPUBackend(HostLayerOps, CPURecurrent, HostArrays):
         ``blas_threads`` (the cores the nets' replicas leave free: see ``Net.blas_threads``), else 1, while
         each replica's thread runs the numba kernels.  On this 2-core machine the two thread pools otherwise
         fight (OpenBLAS threads spin after each GEMM while the replicas want the cores): 4× slower, measured
-        (bench/README.md)."""
+        (bench/README.md).  The calling thread flushes denormal numbers to zero while in it (:mod:`.fpenv`), as the replica threads
+        do from their start (``prepare_thread``)."""
         from threadpoolctl import threadpool_limits
-        return threadpool_limits(limits=env_count("NETSPEC_BLAS_THREADS") or blas_threads or 1, user_api="blas")
+        stack = contextlib.ExitStack()
+        stack.enter_context(threadpool_limits(limits=env_count("NETSPEC_BLAS_THREADS") or blas_threads or 1,
+                                              user_api="blas"))
+        stack.callback(fpenv.restore, fpenv.flush_denormals(True))
+        return stack
+
+    def prepare_thread(self):
+        """A replica thread: denormals flushed to zero (:mod:`.fpenv`) for the thread's life."""
+        fpenv.flush_denormals(True)
 
 
 def _same(a, b) -> bool:

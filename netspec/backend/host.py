@@ -71,6 +71,9 @@ class HostArrays:
     def compute_threads(self, blas_threads=None):
         return contextlib.nullcontext()
 
+    def prepare_thread(self):
+        """Set up a replica thread before it runs kernels (nothing for numpy)."""
+
 
 class RecurrentPlan:
     """Workspaces of an RNN or LSTM over T steps of N rows: pre-activations, gates, cells, carried state."""

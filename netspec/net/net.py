@@ -172,7 +172,7 @@ class Net:
                     seen.add(id(p))
                     self.params.append(p)
         self._stat_layers = [layer for r in self.replicas for layer in r.layers if layer.has_stats]
-        self.team = Team(len(self.replicas))
+        self.team = Team(len(self.replicas), prepare=self._backend.prepare_thread)
 
     def _context(self, rows: slice, owns_grads: bool = True) -> Context:
         init_rng = self.ctx.init_rng if hasattr(self, "ctx") else np.random.default_rng([self.spec.seed, 1])

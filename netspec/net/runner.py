@@ -177,13 +177,14 @@ def world() -> Reducer:
 # --------------------------------------------------------------------------------------------- threads
 class Team:
     """K threads running the K replicas of one net in lock step: ``run(fn)`` calls ``fn(k)`` for every k
-    at once (k = 0 in the calling thread); ``wait()`` is their barrier."""
+    at once (k = 0 in the calling thread); ``wait()`` is their barrier.  ``prepare()`` runs once in each
+    thread the team starts."""
 
-    def __init__(self, k: int):
+    def __init__(self, k: int, prepare=None):
         self.k = k
         self._barrier = threading.Barrier(k) if k > 1 else None
         self._pool = (ThreadPoolExecutor(max_workers=k - 1, thread_name_prefix="netspec-replica",
-                                         initializer=_quiet_overflow) if k > 1 else None)
+                                         initializer=_prepare, initargs=(prepare,)) if k > 1 else None)
 
     def run(self, fn) -> None:
         if self.k == 1:
@@ -224,10 +225,13 @@ class Team:
             self._pool = None
 
 
-def _quiet_overflow():
-    """Replica threads: overflow shows up as a non-finite loss, which the solver reports naming the layer;
-    numpy's own warnings would only add noise (the setting is per thread, so each worker sets it once)."""
+def _prepare(prepare):
+    """A replica thread starts: overflow shows up as a non-finite loss, which the solver reports naming the
+    layer, so numpy's own warnings would only add noise (the setting is per thread); then the backend's own
+    per-thread set-up (``prepare``: the cpu backend flushes denormals)."""
     np.seterr(over="ignore", invalid="ignore")
+    if prepare is not None:
+        prepare()
 
 
 class Runner:
