@@ -28,14 +28,16 @@ from numba import njit
 
 from ..config import registry
 from ..config.env import env_count
-from .cpu_recurrent import CPURecurrent, lstm_step_backward, lstm_step_forward, rnn_step_backward, rnn_step_forward  # noqa: F401
 from . import fpenv
+from .cpu_recurrent import CPURecurrent
 from .host import HostArrays
-from .winograd import filter_grad as wino_filter_grad, filter_transform as wino_filter  # noqa: F401
-from .winograd import input_grad as wino_input_grad, input_transform as wino_input  # noqa: F401
-from .winograd import output_grad as wino_output_grad, output_transform as wino_output  # noqa: F401
-from .winograd import WORK_ROWS as WINOGRAD_WORK_ROWS
 from .hostops import HostLayerOps
+from .winograd import WORK_ROWS as WINOGRAD_WORK_ROWS
+# kernels of other modules, looked up here through ``self.k`` like this module's (so ``netspec time`` times them)
+from .cpu_recurrent import lstm_step_backward, lstm_step_forward, rnn_step_backward, rnn_step_forward  # noqa: F401,E402
+from .winograd import (filter_grad as wino_filter_grad, filter_transform as wino_filter,  # noqa: F401
+                       input_grad as wino_input_grad, input_transform as wino_input,
+                       output_grad as wino_output_grad, output_transform as wino_output)
 
 
 def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -771,6 +773,9 @@ class CPUBackend(HostLayerOps, CPURecurrent, HostArrays):
           conv1, 24×24 from 20×1×5×5): a batched GEMM ``W @ col[n]`` per image writes the top directly, and
           backward reads the top's gradient in place — no scatter or gather, and GEMMs that run at full
           speed although C·kh·kw is tiny.
+
+        * Winograd (3×3, stride 1, at least :data:`WINOGRAD_MIN_CHANNELS` input channels, e.g. mnist_cnn's
+          conv2 and conv3): F(2×2, 3×3) by L2-sized groups of images (:mod:`.winograd`, :class:`WinogradPlan`).
 
         Training keeps the unfolded input of the whole batch for the weight gradient.  The test phase has
         no backward: it unfolds a group of images at a time into a small, cache-sized buffer."""
