@@ -1022,8 +1022,8 @@ class CPUBackend(HostLayerOps, CPURecurrent, HostArrays):
         ``blas_threads`` (the cores the nets' replicas leave free: see ``Net.blas_threads``), else 1, while
         each replica's thread runs the numba kernels.  On this 2-core machine the two thread pools otherwise
         fight (OpenBLAS threads spin after each GEMM while the replicas want the cores): 4× slower, measured
-        (bench/README.md).  The calling thread flushes denormal numbers to zero while in it (:mod:`.fpenv`), as the replica threads
-        do from their start (``prepare_thread``)."""
+        (bench/README.md).  The calling thread flushes denormal numbers to zero while in it
+        (:mod:`.fpenv`), as the replica threads do from their start (``prepare_thread``)."""
         from threadpoolctl import threadpool_limits
         stack = contextlib.ExitStack()
         stack.enter_context(threadpool_limits(limits=env_count("NETSPEC_BLAS_THREADS") or blas_threads or 1,

@@ -8,8 +8,8 @@ for |x| < 0.625, the exponential beyond) — written without branches, so a loop
 0.3 ns per ``vexp`` against 5 ns for the library call, within 2·10⁻⁷ relative error of exp on [−87, 88]
 and 8·10⁻⁸ absolute of tanh.  In float64 (the gradient checks) they are the library's functions.
 
-Limits: ``vexp`` saturates outside [−87, 88] (e^88 ≈ 1.7·10³⁸ instead of inf; e^−87 ≈ 1.6·10⁻³⁸ instead of
-smaller values or 0); NaN stays NaN.  Kernels that call these compile with ``fastmath={"contract"}``
+Limits: ``vexp`` saturates outside [−87, 88] (e^88 ≈ 1.7·10³⁸ instead of inf; e^−87 ≈ 1.6·10⁻³⁸
+instead of smaller values or 0); NaN stays NaN.  Kernels that call these compile with ``fastmath={"contract"}``
 (fused multiply-add, nothing else: NaN and infinity keep their meaning).
 """
 from __future__ import annotations

@@ -124,7 +124,8 @@ def input_grad(dv, ph, pw, th, tw, dx, work):
                     for t in range(tw):
                         e[i, 2 * t] += dv[4 * i, c, p0 + t]
                     for t in range(tw):
-                        e[i, 2 * t + 1] += dv[4 * i + 1, c, p0 + t] - dv[4 * i + 2, c, p0 + t] + dv[4 * i + 3, c, p0 + t]
+                        e[i, 2 * t + 1] += (dv[4 * i + 1, c, p0 + t] - dv[4 * i + 2, c, p0 + t]
+                                            + dv[4 * i + 3, c, p0 + t])
                     for t in range(tw):
                         e[i, 2 * t + 2] += dv[4 * i + 1, c, p0 + t] + dv[4 * i + 2, c, p0 + t] - dv[4 * i, c, p0 + t]
                     for t in range(tw):
