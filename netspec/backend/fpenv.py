@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import platform
+import threading
 
 FTZ_DAZ = 0x8040                 # MXCSR bit 15 (flush to zero) and bit 6 (denormals are zero)
 X86 = platform.machine().lower() in ("x86_64", "amd64")
@@ -38,20 +39,26 @@ define i32 @swap_mxcsr(i32 %set, i32 %clear) {
 }
 """
 _compiled: list = []             # [execution engine (kept alive), function]
+_lock = threading.Lock()         # replica threads may start at once
 
 
 def _swap(set_bits: int, clear_bits: int) -> int:
-    if not _compiled:
-        import llvmlite.binding as llvm
-        llvm.initialize_native_target()
-        llvm.initialize_native_asmprinter()
-        module = llvm.parse_assembly(_IR)
-        engine = llvm.create_mcjit_compiler(module, llvm.Target.from_default_triple().create_target_machine())
-        engine.finalize_object()
-        fn = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32)(
-            engine.get_function_address("swap_mxcsr"))
-        _compiled[:] = [engine, fn]
+    with _lock:
+        if not _compiled:
+            _compile()
     return int(_compiled[1](set_bits, clear_bits))
+
+
+def _compile() -> None:
+    import llvmlite.binding as llvm
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    module = llvm.parse_assembly(_IR)
+    engine = llvm.create_mcjit_compiler(module, llvm.Target.from_default_triple().create_target_machine())
+    engine.finalize_object()
+    fn = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32)(
+        engine.get_function_address("swap_mxcsr"))
+    _compiled[:] = [engine, fn]
 
 
 def flush_denormals(on: bool = True) -> int:
