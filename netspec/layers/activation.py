@@ -53,22 +53,30 @@ class NoParams:
 
 
 class _Elementwise(Layer):
+    """y = f(x) element by element, in place or not, with a backward from the output: ``apply`` and
+    ``derive`` are the neuron's (``neuron_type``) unless a layer with parameters overrides them."""
     Params = NoParams
     inplace_ok = True
-    neuron_type: type
+    neuron_type: type | None = None
 
     def setup(self, bottoms):
         self.bottoms = bottoms
-        self.neuron = self.neuron_type()
+        self.neuron = self.neuron_type() if self.neuron_type is not None else None
         return [bottoms[0].shape]
 
+    def apply(self, x, y):
+        self.neuron.forward(self.be, x, y)
+
+    def derive(self, y, dy, dx):
+        self.neuron.backward(self.be, y, dy, dx)
+
     def forward(self):
-        self.neuron.forward(self.be, self.bottoms[0].data.reshape(-1), self.tops[0].data.reshape(-1))
+        self.apply(self.bottoms[0].data.reshape(-1), self.tops[0].data.reshape(-1))
 
     def backward(self):
         if self.propagate_down[0]:
             top, bottom = self.tops[0], self.bottoms[0]
-            self.neuron.backward(self.be, top.data.reshape(-1), top.diff.reshape(-1), bottom.diff.reshape(-1))
+            self.derive(top.data.reshape(-1), top.diff.reshape(-1), bottom.diff.reshape(-1))
 
 
 @dataclass(frozen=True)
@@ -84,17 +92,15 @@ class ReLULayer(_Elementwise):
     Params = ReLUParams
     neuron_type = ReLUNeuron
 
-    def forward(self):
+    def apply(self, x, y):
         if self.p.negative_slope == 0:
-            return super().forward()
-        self.be.leaky_relu_forward(self.bottoms[0].data, self.p.negative_slope, self.tops[0].data)
+            return super().apply(x, y)
+        self.be.leaky_relu_forward(x, self.p.negative_slope, y)
 
-    def backward(self):
+    def derive(self, y, dy, dx):
         if self.p.negative_slope == 0:
-            return super().backward()
-        if self.propagate_down[0]:
-            top = self.tops[0]
-            self.be.leaky_relu_backward(top.data, self.p.negative_slope, top.diff, self.bottoms[0].diff)
+            return super().derive(y, dy, dx)
+        self.be.leaky_relu_backward(y, self.p.negative_slope, dy, dx)
 
 
 @dataclass(frozen=True)
@@ -103,24 +109,17 @@ class ELUParams:
 
 
 @registry.layers.register("ELU")
-class ELULayer(Layer):
+class ELULayer(_Elementwise):
     """y = x where x > 0, else α (eˣ − 1) (Caffe's ELU); may run in place."""
 
     caffe_type, caffe_message = "ELU", "elu_param"
     Params = ELUParams
-    inplace_ok = True
 
-    def setup(self, bottoms):
-        self.bottoms = bottoms
-        return [bottoms[0].shape]
+    def apply(self, x, y):
+        self.be.elu_forward(x, self.p.alpha, y)
 
-    def forward(self):
-        self.be.elu_forward(self.bottoms[0].data, self.p.alpha, self.tops[0].data)
-
-    def backward(self):
-        if self.propagate_down[0]:
-            top = self.tops[0]
-            self.be.elu_backward(top.data, self.p.alpha, top.diff, self.bottoms[0].diff)
+    def derive(self, y, dy, dx):
+        self.be.elu_backward(y, self.p.alpha, dy, dx)
 
 
 @dataclass(frozen=True)
