@@ -65,6 +65,13 @@ def _labels_or_raise(layer, label, n_class, n, s, data=None):
     return lab
 
 
+class _Loss(_Accumulating):
+    """A loss: two bottoms (prediction, target), no top, a loss value."""
+    n_bottoms = (2, 2)
+    n_tops = (0, 0)
+    has_loss = True
+
+
 @dataclass(frozen=True)
 class LossParams:
     weight: float = param(number(), 1.0, "multiplier of this loss in the objective", caffe="/loss_weight")
@@ -80,7 +87,7 @@ class SoftmaxLossParams(LossParams):
 
 
 @registry.layers.register("SoftmaxLoss")
-class SoftmaxLossLayer(_Accumulating):
+class SoftmaxLossLayer(_Loss):
     """loss = mean over the batch (and spatial positions) of −log softmax(x)[label]; labels 0..K−1.
 
     Fused: forward keeps the probabilities, backward is weight · (p − onehot) / (N·S)."""
@@ -88,9 +95,6 @@ class SoftmaxLossLayer(_Accumulating):
     caffe_type = "SoftmaxWithLoss"
 
     Params = SoftmaxLossParams
-    n_bottoms = (2, 2)
-    n_tops = (0, 0)
-    has_loss = True
     nondiff_bottoms = (1,)
 
     def setup(self, bottoms):
@@ -170,7 +174,7 @@ class SquareLossParams(LossParams):
 
 
 @registry.layers.register("SquareLoss")
-class SquareLossLayer(_Accumulating):
+class SquareLossLayer(_Loss):
     """euclidean (default, Caffe's EuclideanLoss): 1/(2N) Σ (a − b)²;  mse: 1/(N·D) Σ (a − b)².
 
     Gradient: da = weight · (a − b) · c, db = −da, with c = 1/N (euclidean) or 2/(N·D) (mse)."""
@@ -178,9 +182,6 @@ class SquareLossLayer(_Accumulating):
     caffe_type = "EuclideanLoss"
 
     Params = SquareLossParams
-    n_bottoms = (2, 2)
-    n_tops = (0, 0)
-    has_loss = True
 
     def setup(self, bottoms):
         self.bottoms = bottoms
@@ -225,7 +226,7 @@ class SigmoidCrossEntropyLossParams(LossParams):
 
 
 @registry.layers.register("SigmoidCrossEntropyLoss")
-class SigmoidCrossEntropyLossLayer(_Accumulating):
+class SigmoidCrossEntropyLossLayer(_Loss):
     """Caffe's SigmoidCrossEntropyLoss: −Σ [t·log σ(x) + (1 − t)·log(1 − σ(x))] over every element, computed
     stably, divided by the batch size N (or by N·D with ``normalization: valid``); targets t in [0, 1] have
     the scores' shape.  Gradient: dx = weight · (σ(x) − t) / norm."""
@@ -233,9 +234,6 @@ class SigmoidCrossEntropyLossLayer(_Accumulating):
     caffe_type = "SigmoidCrossEntropyLoss"
 
     Params = SigmoidCrossEntropyLossParams
-    n_bottoms = (2, 2)
-    n_tops = (0, 0)
-    has_loss = True
     nondiff_bottoms = (1,)
 
     def setup(self, bottoms):
