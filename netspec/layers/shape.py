@@ -69,6 +69,14 @@ class ReshapeLayer(FlattenLayer):
         return [tuple(dims)]
 
 
+def _part(a, axis, bounds, i):
+    """Part i of ``a`` along ``axis``: cells ``bounds[i]`` up to ``bounds[i + 1]`` (Concat's bottoms in its
+    top, Slice's tops in its bottom)."""
+    idx = [slice(None)] * a.ndim
+    idx[axis] = slice(int(bounds[i]), int(bounds[i + 1]))
+    return a[tuple(idx)]
+
+
 @dataclass(frozen=True)
 class ConcatParams:
     axis: int = param(integer(lo=0), 1, "axis to concatenate along (1 = channels)", caffe="axis")
@@ -100,19 +108,14 @@ class ConcatLayer(Layer):
         out[ax] = int(self.bounds[-1])
         return [tuple(out)]
 
-    def _slice(self, i):
-        idx = [slice(None)] * self.tops[0].data.ndim
-        idx[self.p.axis] = slice(int(self.bounds[i]), int(self.bounds[i + 1]))
-        return tuple(idx)
-
     def forward(self):
         for i, b in enumerate(self.bottoms):
-            self.be.copy(b.data, self.tops[0].data[self._slice(i)])
+            self.be.copy(b.data, _part(self.tops[0].data, self.p.axis, self.bounds, i))
 
     def backward(self):
         for i, b in enumerate(self.bottoms):
             if self.propagate_down[i]:
-                self.be.copy(self.tops[0].diff[self._slice(i)], b.diff)
+                self.be.copy(_part(self.tops[0].diff, self.p.axis, self.bounds, i), b.diff)
 
 
 @dataclass(frozen=True)
@@ -154,19 +157,14 @@ class SliceLayer(Layer):
             out.append(tuple(s))
         return out
 
-    def _part(self, a, i):
-        idx = [slice(None)] * a.ndim
-        idx[self.p.axis] = slice(self.bounds[i], self.bounds[i + 1])
-        return a[tuple(idx)]
-
     def forward(self):
         for i, t in enumerate(self.tops):
-            self.be.copy(self._part(self.bottoms[0].data, i), t.data)
+            self.be.copy(_part(self.bottoms[0].data, self.p.axis, self.bounds, i), t.data)
 
     def backward(self):
         if self.propagate_down[0]:
             for i, t in enumerate(self.tops):
-                self.be.copy(t.diff, self._part(self.bottoms[0].diff, i))
+                self.be.copy(t.diff, _part(self.bottoms[0].diff, self.p.axis, self.bounds, i))
 
 
 @dataclass(frozen=True)
