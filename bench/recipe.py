@@ -114,13 +114,13 @@ def run_torch_char():
     import torch.nn.functional as F
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from twins import make
+    from netspec.layers.data import list_file_paths
     torch.set_num_threads(2)
     folder = os.path.join(ROOT, "data", "shakespeare")
 
     def codes(split):                         # the split's shards, in their list file's order
-        with open(os.path.join(folder, f"{split}.txt")) as f:
-            names = [x.strip() for x in f if x.strip()]
-        return np.concatenate([h5py.File(os.path.join(folder, n))["text"][:] for n in names]).astype(np.int64)
+        paths = list_file_paths(os.path.join(folder, f"{split}.txt"))
+        return np.concatenate([h5py.File(p)["text"][:] for p in paths]).astype(np.int64)
 
     def streams(c, n):                        # n contiguous streams (as SequenceData's streams mode)
         length = (len(c) - 1) // n
