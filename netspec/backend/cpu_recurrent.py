@@ -133,7 +133,7 @@ class StepPlan(RecurrentPlan):
         self.dh = np.zeros((n, h), dtype)             # da_{t+1} U
         self.dc = np.zeros((n, h), dtype)             # the cell gradient carried back a step
         self.dx = np.zeros((t * n, d), dtype)
-        self.ones = np.ones((t + 1, n), dtype)        # cont when the layer has none
+        self.ones = np.ones((t, n), dtype)            # cont when the layer has none
         self.last = np.zeros((n, h), dtype)           # h_next of the last step (read by no step)
         self.zeros = np.zeros(n, dtype)               # k_next after the last step (nothing flows back)
 
