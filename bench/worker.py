@@ -105,11 +105,10 @@ def memory_source(plain, name, batch, phase):
 
 
 # ---------------------------------------------------------------------------------------------- netspec
-def char_solver(batch):
+def char_spec(batch):
     """configs/char_lstm.yaml (or its 2×512 variant) on the prepared Tiny Shakespeare, training only."""
     import netspec
     from netspec.config.spec import parse_spec
-    from netspec.training.solver import Solver
     sets = ["solver.max_epoch=null", "solver.max_iter=100000000", f"layers.train-data.batch_size={batch}"]
     if NET.endswith("512"):
         sets += ["layers.lstm1.output_dim=512", "layers.lstm2.output_dim=512"]
@@ -117,23 +116,28 @@ def char_solver(batch):
     plain = netspec.load_spec(os.path.join(ROOT, "configs", "char_lstm.yaml"), sets).to_plain()
     plain["layers"] = [x for x in plain["layers"] if x.get("phase") != "test"]
     plain.pop("coffee_breaks", None)
-    return Solver(parse_spec(plain, os.path.join(ROOT, "configs", "char_lstm.yaml")),
-                  out_dir=os.path.join("/tmp", f"netspec-bench-{os.getpid()}"), log=lambda m: None)
+    return parse_spec(plain, os.path.join(ROOT, "configs", "char_lstm.yaml"))
 
 
-def netspec_solver(batch, data):
-    if NET.startswith("char_lstm"):
-        return char_solver(batch)
+def netspec_solver(batch, data, backend=None):
+    """The training solver of the net (training only, data from memory); ``backend``: a backend object to
+    build it on (bench/floor.py's recording one), else the config's."""
+    from netspec.net.net import build_nets
+    from netspec.training.solver import Solver
+    spec = char_spec(batch) if NET.startswith("char_lstm") else image_spec(batch, data)
+    nets = build_nets(spec, backend=backend) if backend is not None else None
+    return Solver(spec, nets=nets, out_dir=os.path.join("/tmp", f"netspec-bench-{os.getpid()}"), log=lambda m: None)
+
+
+def image_spec(batch, data):
     import netspec
     from netspec.config.spec import parse_spec
-    from netspec.training.solver import Solver
     spec = netspec.load_spec(config(), ["solver.max_iter=100000000", "solver.max_epoch=null"])
     x, y = arrays("train", data, max(batch * 4, 1024))
     plain = memory_source(spec.to_plain(), "train-data", batch, "train")
     plain["layers"] = [x for x in plain["layers"] if x.get("phase") != "test"]   # training only
     plain.pop("coffee_breaks", None)
-    spec = parse_spec(plain).with_layer("train-data", data={"data": x, "label": y})
-    return Solver(spec, out_dir=os.path.join("/tmp", f"netspec-bench-{os.getpid()}"), log=lambda m: None)
+    return parse_spec(plain).with_layer("train-data", data={"data": x, "label": y})
 
 
 def netspec_train(batch, data, seconds, first_only=False):
@@ -148,7 +152,7 @@ def netspec_train(batch, data, seconds, first_only=False):
         return timed(solver.onestep_solve, seconds, batch)
 
 
-def netspec_infer(batch, data, seconds):
+def netspec_test_net(batch, data, backend=None):
     import netspec
     from netspec.net.net import Net
     from netspec.config.spec import parse_spec
@@ -156,7 +160,11 @@ def netspec_infer(batch, data, seconds):
     x, y = arrays("test", data, 10000)
     plain = memory_source(spec.to_plain(), "test-data", batch, "test")
     spec = parse_spec(plain).with_layer("test-data", data={"data": x, "label": y})
-    net = Net(spec, "test")
+    return Net(spec, "test", backend=backend)
+
+
+def netspec_infer(batch, data, seconds):
+    net = netspec_test_net(batch, data)
     with net.ctx.backend.compute_threads(net.blas_threads()):
         for _ in range(2):
             net.forward()
