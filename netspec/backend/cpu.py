@@ -32,7 +32,7 @@ from . import fpenv
 from .cpu_recurrent import CPURecurrent
 from .host import HostArrays
 from .hostops import HostLayerOps
-from .winograd import WORK_ROWS as WINOGRAD_WORK_ROWS
+from .winograd import work_size as winograd_work_size
 # kernels of other modules, looked up here through ``self.k`` like this module's (so ``netspec time`` times them)
 from .cpu_recurrent import lstm_step_backward, lstm_step_forward, rnn_step_backward, rnn_step_forward  # noqa: F401,E402
 from .winograd import (filter_grad as wino_filter_grad, filter_transform as wino_filter,  # noqa: F401
@@ -815,7 +815,7 @@ class CPUBackend(HostLayerOps, CPURecurrent, HostArrays):
         z = lambda s: np.zeros(s, dtype)   # noqa: E731
         return WinogradPlan(geom, fused_relu, group, (th, tw), u=z((16, n_filter, c)), v=z(16 * c * p),
                             m=z(16 * n_filter * p), dv=z(16 * c * p), du=z((16, n_filter, c)),
-                            du_part=z((16, n_filter, c)), no_bias=z((1,)), work=z((WINOGRAD_WORK_ROWS, 2 * tw + 2)))
+                            du_part=z((16, n_filter, c)), no_bias=z((1,)), work=z(winograd_work_size(th, tw)))
 
     def _winograd_forward(self, plan, x, w, b, y):
         k, (th, tw), ph, pw = self.k, plan.tiles, plan.geom[4], plan.geom[5]
