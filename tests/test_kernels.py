@@ -90,7 +90,8 @@ def test_image_major_unfolding_is_per_image_im2col(geom, rng):
     np.testing.assert_allclose(dx, dx_ref, rtol=1e-6)
 
 
-@pytest.mark.parametrize("geom", [(2, 2, 2, 2, 0, 0), (3, 3, 2, 2, 1, 1), (3, 2, 1, 2, 0, 1)])
+@pytest.mark.parametrize("geom", [(2, 2, 2, 2, 0, 0), (3, 3, 2, 2, 1, 1), (3, 2, 1, 2, 0, 1), (3, 3, 2, 2, 0, 0),
+                                  (3, 3, 1, 1, 2, 1)])
 def test_pooling_kernels(geom, rng):
     from netspec.layers.conv import pool_out
     x = rng.standard_normal((2, 3, 7, 6)).astype(F32)
@@ -109,6 +110,12 @@ def test_pooling_kernels(geom, rng):
         for c in range(3):
             np.add.at(ref[n, c], arg[n, c].reshape(-1), dy[n, c].reshape(-1))
     np.testing.assert_allclose(dx, ref.reshape(x.shape), rtol=1e-6)
+    if geom[:2] == (3, 3):                 # the unrolled 3×3 kernel: the same maxima, the same (first) cells
+        y3, a3 = np.empty_like(y), np.empty_like(arg)
+        cpu.maxpool3x3_forward(np.round(x * 2) / 2, *geom[2:], y3, a3)   # with ties
+        cpu.maxpool_forward(np.round(x * 2) / 2, *geom, y, arg)
+        np.testing.assert_array_equal(y3, y)
+        np.testing.assert_array_equal(a3, arg)
     if geom == (2, 2, 2, 2, 0, 0):
         x6 = x[:, :, :6, :6].copy()
         y2, a2 = np.empty((2, 3, 3, 3), F32), np.empty((2, 3, 3, 3), np.int32)
