@@ -41,6 +41,9 @@ CASES = {
          lambda r: [distinct((2, 64, 5, 4), r)], {}),
         ("winograd-no-pad-no-bias", {"n_filter": 2, "kernel": 3, "bias": False, "weight_init": "gaussian"},
          lambda r: [r.standard_normal((1, 64, 5, 6))], {}),
+        ("winograd-5x5-pad-relu", {"n_filter": 2, "kernel": 5, "pad": 2, "neuron": "relu",
+                                   "weight_init": "gaussian", "bias_init": 0.1},
+         lambda r: [distinct((1, 32, 5, 6), r)], {}),
     ],
     "Pooling": [
         ("max-2x2", {"kernel": 2, "stride": 2}, lambda r: [distinct((2, 2, 4, 4), r)], {}),

@@ -32,12 +32,15 @@ from . import fpenv
 from .cpu_recurrent import CPURecurrent
 from .host import HostArrays
 from .hostops import HostLayerOps
-from .winograd import work_size as winograd_work_size
+from . import winograd
 # kernels of other modules, looked up here through ``self.k`` like this module's (so ``netspec time`` times them)
 from .cpu_recurrent import lstm_step_backward, lstm_step_forward, rnn_step_backward, rnn_step_forward  # noqa: F401,E402
 from .winograd import (filter_grad as wino_filter_grad, filter_transform as wino_filter,  # noqa: F401
                        input_grad as wino_input_grad, input_transform as wino_input,
-                       output_grad as wino_output_grad, output_transform as wino_output)
+                       output_grad as wino_output_grad, output_transform as wino_output,
+                       filter_transform_n as wino_filter_n, filter_grad_n as wino_filter_grad_n,
+                       input_transform5 as wino_input5, input_grad5 as wino_input_grad5,
+                       output_transform5 as wino_output5, output_grad5 as wino_output_grad5)
 
 
 def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -727,7 +730,8 @@ GROUP_COL_BUDGET = 1 << 20   # ... of this many bytes of unfolded input (L2-size
 DCOL_BUDGET = 1 << 20  # bytes of d(col) per group of images in backward (stays in cache for col2im)
 IMAGE_MAJOR_PIXELS = 256   # output pixels per image from which per-image GEMMs beat one batch-wide GEMM
 IMAGE_MAJOR_MAX_WEIGHTS = 4096   # ... for filter banks up to this size (per-image weight gradients are summed)
-WINOGRAD_MIN_CHANNELS = 32  # 3×3 stride-1 convolutions of at least this many input channels run as Winograd
+WINOGRAD_SIZES = (3, 5)     # square filters of these sizes run as Winograd F(2×2, k×k) ...
+WINOGRAD_MIN_CHANNELS = 32  # ... at stride 1 with at least this many input channels
 WINOGRAD_BUDGET = 512 << 10  # bytes of transformed input tiles per group of images (L2-sized: mnist_cnn's
                              # 64-channel conv3 15.6 ms per step at 512 KiB, 18.5 at 2 MiB, 30.7 at 8 MiB)
 TRANSPOSED_MAX_ROWS = 128    # inner product: yᵀ = W xᵀ for at most this many rows ...
@@ -756,21 +760,23 @@ class ConvPlan:
 
 @dataclass
 class WinogradPlan:
-    """A 3×3, stride-1 convolution as Winograd F(2×2, 3×3) (:mod:`.winograd`), by groups of images: U the
-    transformed filters, V a group's transformed input tiles, M the 16 GEMMs' output (its gradient in
-    backward), dU/dV their gradients."""
+    """A k×k, stride-1 convolution as Winograd F(2×2, k×k) (:mod:`.winograd`), by groups of images: U the
+    transformed filters, V a group's transformed input tiles, M the (k + 1)² GEMMs' output (its gradient in
+    backward), dU/dV their gradients.  Each size has its written-out transforms; the 5×5 filters' transform
+    applies the Toom-Cook matrix ``g`` (:func:`.winograd.matrices`)."""
     geom: tuple
     fused_relu: bool
     group: int
     tiles: tuple                 # th, tw: tile rows and columns per image
-    u: np.ndarray
-    v: np.ndarray                # flat; a group's (16, C, P) is a prefix
-    m: np.ndarray                # flat; (16, F, P)
-    dv: np.ndarray               # flat; (16, C, P)
+    u: np.ndarray                # (positions, F, C)
+    v: np.ndarray                # flat; a group's (positions, C, P) is a prefix
+    m: np.ndarray                # flat; (positions, F, P)
+    dv: np.ndarray               # flat; (positions, C, P)
     du: np.ndarray
     du_part: np.ndarray
     no_bias: np.ndarray
-    work: np.ndarray             # the transforms' scratch rows
+    work: np.ndarray             # the transforms' scratch
+    g: np.ndarray = None         # G of F(2×2, 5×5) (float64, from winograd.matrices); None: F(2×2, 3×3)
     x: np.ndarray = None         # the input forward saw, which the net keeps until backward
 
 
@@ -821,15 +827,16 @@ class CPUBackend(HostLayerOps, CPURecurrent, HostArrays):
           backward reads the top's gradient in place — no scatter or gather, and GEMMs that run at full
           speed although C·kh·kw is tiny.
 
-        * Winograd (3×3, stride 1, at least :data:`WINOGRAD_MIN_CHANNELS` input channels, e.g. mnist_cnn's
-          conv2 and conv3): F(2×2, 3×3) by L2-sized groups of images (:mod:`.winograd`, :class:`WinogradPlan`).
+        * Winograd (3×3 or 5×5, stride 1, at least :data:`WINOGRAD_MIN_CHANNELS` input channels, e.g.
+          mnist_cnn's conv2 and conv3, cifar10_quick's conv2 and conv3): F(2×2, k×k) by L2-sized groups of
+          images (:mod:`.winograd`, :class:`WinogradPlan`).
 
         Training keeps the unfolded input of the whole batch for the weight gradient.  The test phase has
         no backward: it unfolds a group of images at a time into a small, cache-sized buffer."""
         n, c = shape[0], shape[1]
         kh, kw, sh, sw, ph, pw, oh, ow = geom
         ckk = c * kh * kw
-        if kh == kw == 3 and sh == sw == 1 and c >= WINOGRAD_MIN_CHANNELS:
+        if kh == kw and kh in WINOGRAD_SIZES and sh == sw == 1 and c >= WINOGRAD_MIN_CHANNELS:
             return self._winograd_plan(n, c, n_filter, geom, dtype, fused_relu)
         image_major = oh * ow >= IMAGE_MAJOR_PIXELS and n_filter * ckk <= IMAGE_MAJOR_MAX_WEIGHTS
         per_image = ckk * oh * ow * np.dtype(dtype).itemsize
@@ -854,50 +861,76 @@ class CPUBackend(HostLayerOps, CPURecurrent, HostArrays):
                         dw_part=z((ckk, n_filter) if regroup else (1,)))
 
     def _winograd_plan(self, n, c, n_filter, geom, dtype, fused_relu) -> WinogradPlan:
-        oh, ow = geom[6], geom[7]
+        k, oh, ow = geom[0], geom[6], geom[7]
         th, tw = (oh + 1) // 2, (ow + 1) // 2
-        per_image = 16 * c * th * tw * np.dtype(dtype).itemsize
+        pos = (k + 1) ** 2
+        per_image = pos * c * th * tw * np.dtype(dtype).itemsize
         group = max(1, min(n, WINOGRAD_BUDGET // per_image))
         p = group * th * tw
         z = lambda s: np.zeros(s, dtype)   # noqa: E731
-        return WinogradPlan(geom, fused_relu, group, (th, tw), u=z((16, n_filter, c)), v=z(16 * c * p),
-                            m=z(16 * n_filter * p), dv=z(16 * c * p), du=z((16, n_filter, c)),
-                            du_part=z((16, n_filter, c)), no_bias=z((1,)), work=z(winograd_work_size(th, tw)))
+        return WinogradPlan(geom, fused_relu, group, (th, tw), u=z((pos, n_filter, c)), v=z(pos * c * p),
+                            m=z(pos * n_filter * p), dv=z(pos * c * p), du=z((pos, n_filter, c)),
+                            du_part=z((pos, n_filter, c)), no_bias=z((1,)),
+                            work=z(winograd.work_size(th, tw) if k == 3 else winograd.work_size5(th, tw)),
+                            g=None if k == 3 else winograd.matrices(k)[1])
 
     def _winograd_forward(self, plan, x, w, b, y):
         k, (th, tw), ph, pw = self.k, plan.tiles, plan.geom[4], plan.geom[5]
         plan.x = x
-        n_f, c = plan.u.shape[1], plan.u.shape[2]
-        k.wino_filter(w, plan.u, plan.work)
+        pos, n_f, c = plan.u.shape
+        if plan.g is None:
+            k.wino_filter(w, plan.u, plan.work)
+        else:
+            k.wino_filter_n(w, plan.g, plan.u, plan.work)
         bias = b if b is not None else plan.no_bias
         for start in range(0, x.shape[0], plan.group):
             stop = min(x.shape[0], start + plan.group)
             p = (stop - start) * th * tw
-            v, m = plan.v[:16 * c * p].reshape(16, c, p), plan.m[:16 * n_f * p].reshape(16, n_f, p)
-            k.wino_input(x[start:stop], ph, pw, th, tw, v, plan.work)
+            v, m = plan.v[:pos * c * p].reshape(pos, c, p), plan.m[:pos * n_f * p].reshape(pos, n_f, p)
+            self._wino_input(plan, x[start:stop], v)
             k.gemm_batched(plan.u, v, m)
-            k.wino_output(m, bias, b is not None, plan.fused_relu, th, tw, y[start:stop], plan.work)
+            if plan.g is None:
+                k.wino_output(m, bias, b is not None, plan.fused_relu, th, tw, y[start:stop], plan.work)
+            else:
+                k.wino_output5(m, bias, b is not None, plan.fused_relu, th, tw, y[start:stop], plan.work)
+
+    def _wino_input(self, plan, x, v):
+        (th, tw), ph, pw = plan.tiles, plan.geom[4], plan.geom[5]
+        if plan.g is None:
+            self.k.wino_input(x, ph, pw, th, tw, v, plan.work)
+        else:
+            self.k.wino_input5(x, ph, pw, th, tw, v, plan.work)
 
     def _winograd_backward(self, plan, y, dy, dw, db, dx):
         k, (th, tw), ph, pw = self.k, plan.tiles, plan.geom[4], plan.geom[5]
-        x, n_f, c = plan.x, plan.u.shape[1], plan.u.shape[2]
+        x, (pos, n_f, c) = plan.x, plan.u.shape
         dbias = db if db is not None else plan.no_bias
         dbias[...] = 0
         for start in range(0, x.shape[0], plan.group):
             stop = min(x.shape[0], start + plan.group)
             p = (stop - start) * th * tw
-            v, dm = plan.v[:16 * c * p].reshape(16, c, p), plan.m[:16 * n_f * p].reshape(16, n_f, p)
-            k.wino_input(x[start:stop], ph, pw, th, tw, v, plan.work)
-            k.wino_output_grad(dy[start:stop], y[start:stop], plan.fused_relu, th, tw, dm, dbias, db is not None,
-                               plan.work)
+            v, dm = plan.v[:pos * c * p].reshape(pos, c, p), plan.m[:pos * n_f * p].reshape(pos, n_f, p)
+            self._wino_input(plan, x[start:stop], v)
+            if plan.g is None:
+                k.wino_output_grad(dy[start:stop], y[start:stop], plan.fused_relu, th, tw, dm, dbias,
+                                   db is not None, plan.work)
+            else:
+                k.wino_output_grad5(dy[start:stop], y[start:stop], plan.fused_relu, th, tw, dm, dbias,
+                                    db is not None, plan.work)
             k.gemm_batched(dm, v.transpose(0, 2, 1), plan.du if start == 0 else plan.du_part)
             if start:
                 plan.du += plan.du_part
             if dx is not None:
-                dv = plan.dv[:16 * c * p].reshape(16, c, p)
+                dv = plan.dv[:pos * c * p].reshape(pos, c, p)
                 k.gemm_batched(plan.u.transpose(0, 2, 1), dm, dv)
-                k.wino_input_grad(dv, ph, pw, th, tw, dx[start:stop], plan.work)
-        k.wino_filter_grad(plan.du, dw, plan.work)
+                if plan.g is None:
+                    k.wino_input_grad(dv, ph, pw, th, tw, dx[start:stop], plan.work)
+                else:
+                    k.wino_input_grad5(dv, ph, pw, th, tw, dx[start:stop], plan.work)
+        if plan.g is None:
+            k.wino_filter_grad(plan.du, dw, plan.work)
+        else:
+            k.wino_filter_grad_n(plan.du, plan.g, dw, plan.work)
 
     def conv_forward(self, plan, x, w, b, y):
         if isinstance(plan, WinogradPlan):

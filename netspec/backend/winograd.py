@@ -222,3 +222,270 @@ def output_grad(dy, y, relu, th, tw, dm, db, use_bias, work):
                 for q in range(tt):
                     a, b = -g[2, q], -g[3, q]
                     dm[12, f, p0 + q], dm[13, f, p0 + q], dm[14, f, p0 + q], dm[15, f, p0 + q] = a, a + b, a - b, -b
+
+
+# ------------------------------------------------------------------------------- F(2×2, r×r), any r
+# The same algorithm for any filter size r (5×5 for cifar10_quick's layers): 2×2 outputs per tile from
+# (r + 1)² transformed products, the transforms' matrices built by Toom-Cook from the points 0, ±1, ±2, …, ∞
+# (:func:`matrices`) and applied by loops over their nonzero coefficients.
+
+def matrices(r: int):
+    """(Aᵀ 2×n, G n×r, Bᵀ n×n) of F(2, r), n = r + 1, for the points 0, 1, −1, 2, −2, … and ∞, with
+    ``Aᵀ [(G g) ⊙ (Bᵀ d)]`` the correlation of d (n) with g (r).  Aᵀ and G follow from the points (Lavin &
+    Gray's construction); Bᵀ is solved from the identity itself and is integer."""
+    import numpy as np
+    n = r + 1
+    pts = [0.0] + [s * k for k in range(1, r) for s in (1.0, -1.0)][:r - 1]
+    at, g = np.zeros((2, n)), np.zeros((n, r))
+    for k, p in enumerate(pts):
+        at[:, k] = [1.0, p]
+        scale = np.prod([p - q for q in pts if q != p])
+        g[k] = [p ** j / scale for j in range(r)]
+    at[1, n - 1] = g[n - 1, r - 1] = 1.0
+    eqs, rhs = [], []                           # Σ_k Aᵀ[i, k] G[k, s] Bᵀ[k, t] = [t = i + s]
+    for i in range(2):
+        for s in range(r):
+            for t in range(n):
+                row = np.zeros((n, n))
+                row[:, t] = at[i] * g[:, s]
+                eqs.append(row.ravel())
+                rhs.append(float(t == i + s))
+    bt = np.linalg.lstsq(np.array(eqs), np.array(rhs), rcond=None)[0].reshape(n, n)
+    return at, g, np.round(bt)
+
+
+def work_size5(th: int, tw: int) -> int:
+    """Floats of scratch the F(2×2, 5×5) kernels need (see :func:`work_size`)."""
+    plane = (th + 2) * tw
+    return max(12 * plane + (2 * th + 4) * (2 * tw + 4), 4 * th * tw * OUT_BLOCK, 16 * th * tw)
+
+
+@njit(**KERNEL)
+def filter_transform_n(w, g, u, work):
+    """``u[n·i + j, f, c]`` = (G w[f, c] Gᵀ)[i, j] (G: n × r, from :func:`matrices`), as (w Gᵀ) first."""
+    n_f, n_c, r = w.shape[0], w.shape[1], w.shape[2]
+    n = g.shape[0]
+    t = work[:r * n].reshape((r, n))
+    for f in range(n_f):
+        for c in range(n_c):
+            for a in range(r):                       # w Gᵀ
+                for j in range(n):
+                    acc = 0.0
+                    for b in range(r):
+                        acc += w[f, c, a, b] * g[j, b]
+                    t[a, j] = acc
+            for i in range(n):                       # G (w Gᵀ)
+                for j in range(n):
+                    acc = 0.0
+                    for a in range(r):
+                        acc += g[i, a] * t[a, j]
+                    u[n * i + j, f, c] = acc
+
+
+@njit(**KERNEL)
+def filter_grad_n(du, g, dw, work):
+    """``dw[f, c]`` = Gᵀ dU[·, f, c] G, the adjoint of :func:`filter_transform_n`, as (dU G) first."""
+    n_f, n_c, r = dw.shape[0], dw.shape[1], dw.shape[2]
+    n = g.shape[0]
+    t = work[:n * r].reshape((n, r))
+    for f in range(n_f):
+        for c in range(n_c):
+            for i in range(n):                       # dU G
+                for b in range(r):
+                    acc = 0.0
+                    for j in range(n):
+                        acc += du[n * i + j, f, c] * g[j, b]
+                    t[i, b] = acc
+            for a in range(r):                       # Gᵀ (dU G)
+                for b in range(r):
+                    acc = 0.0
+                    for i in range(n):
+                        acc += g[i, a] * t[i, b]
+                    dw[f, c, a, b] = acc
+
+
+@njit(inline="always")
+def _x2(a):
+    return a + a
+
+
+@njit(inline="always")
+def _x4(a):
+    return _x2(a + a)
+
+
+@njit(inline="always")
+def _bt5(d0, d1, d2, d3, d4, d5):
+    """Bᵀ d of F(2, 5) (the rows of Bᵀ from ``matrices(5)``, written out).  Multiples as sums (4·a as
+    (a + a) + (a + a), exact) so that float32 stays float32: numba types an integer times a float32 as float64."""
+    return (_x4(d0) - _x4(d2) - d2 + d4, d3 + d4 - _x4(d1 + d2), d4 - d3 + _x4(d1 - d2),
+            d4 - d2 + _x2(d3 - d1), d4 - d2 + _x2(d1 - d3), _x4(d1) - _x4(d3) - d3 + d5)
+
+
+@njit(inline="always")
+def _b5(e0, e1, e2, e3, e4, e5):
+    """B e of F(2, 5), the adjoint of :func:`_bt5`."""
+    return (_x4(e0), _x4(e2 - e1 + e5) + _x2(e4 - e3), -_x4(e0) - e0 - _x4(e1 + e2) - e3 - e4,
+            e1 - e2 + _x2(e3 - e4) - _x4(e5) - e5, e0 + e1 + e2 + e3 + e4, e5)
+
+
+@njit(**KERNEL)
+def input_transform5(x, ph, pw, th, tw, v, work):
+    """:func:`input_transform` for F(2×2, 5×5): 6×6 tiles, 36 positions k = 6·row + column."""
+    n_img, n_c, h, w = x.shape
+    tt, plane = th * tw, (th + 2) * tw
+    rows, cols = 2 * th + 4, 2 * tw + 4
+    r = work[:12 * plane].reshape((6, 2, plane))
+    xp = work[12 * plane:12 * plane + rows * cols].reshape((rows, cols))
+    xp[...] = 0.0
+    for n in range(n_img):
+        p0 = n * tt
+        for c in range(n_c):
+            for yy in range(h):
+                for xx in range(w):
+                    xp[yy + ph, xx + pw] = x[n, c, yy, xx]
+            for y in range(rows):                            # d B, row by row
+                par, o, row = y % 2, (y // 2) * tw, xp[y]
+                for t in range(tw):
+                    b0, b1, b2, b3, b4, b5 = _bt5(row[2 * t], row[2 * t + 1], row[2 * t + 2], row[2 * t + 3],
+                                                  row[2 * t + 4], row[2 * t + 5])
+                    r[0, par, o + t] = b0
+                    r[1, par, o + t] = b1
+                    r[2, par, o + t] = b2
+                    r[3, par, o + t] = b3
+                    r[4, par, o + t] = b4
+                    r[5, par, o + t] = b5
+            for j in range(6):                               # Bᵀ (d B): rows 2·ty … 2·ty + 5
+                ev, od = r[j, 0], r[j, 1]
+                for q in range(tt):
+                    b0, b1, b2, b3, b4, b5 = _bt5(ev[q], od[q], ev[q + tw], od[q + tw], ev[q + 2 * tw],
+                                                  od[q + 2 * tw])
+                    v[j, c, p0 + q] = b0
+                    v[6 + j, c, p0 + q] = b1
+                    v[12 + j, c, p0 + q] = b2
+                    v[18 + j, c, p0 + q] = b3
+                    v[24 + j, c, p0 + q] = b4
+                    v[30 + j, c, p0 + q] = b5
+
+
+@njit(**KERNEL)
+def input_grad5(dv, ph, pw, th, tw, dx, work):
+    """The adjoint of :func:`input_transform5`: ``dx`` (written whole) from the gradient of V."""
+    n_img, n_c, h, w = dx.shape
+    tt, plane = th * tw, (th + 2) * tw
+    cols = 2 * tw + 4
+    r = work[:12 * plane].reshape((6, 2, plane))
+    row = work[12 * plane:12 * plane + cols]
+    for n in range(n_img):
+        p0 = n * tt
+        for c in range(n_c):
+            for j in range(6):                               # adjoint of Bᵀ (d B), one row shift per loop
+                ev, od = r[j, 0], r[j, 1]
+                ev[:] = 0.0
+                od[:] = 0.0
+                for q in range(tt):
+                    e0, e1, _, _, _, _ = _b5(dv[j, c, p0 + q], dv[6 + j, c, p0 + q], dv[12 + j, c, p0 + q],
+                                             dv[18 + j, c, p0 + q], dv[24 + j, c, p0 + q], dv[30 + j, c, p0 + q])
+                    ev[q] += e0
+                    od[q] += e1
+                for q in range(tt):
+                    _, _, e2, e3, _, _ = _b5(dv[j, c, p0 + q], dv[6 + j, c, p0 + q], dv[12 + j, c, p0 + q],
+                                             dv[18 + j, c, p0 + q], dv[24 + j, c, p0 + q], dv[30 + j, c, p0 + q])
+                    ev[tw + q] += e2
+                    od[tw + q] += e3
+                for q in range(tt):
+                    _, _, _, _, e4, e5 = _b5(dv[j, c, p0 + q], dv[6 + j, c, p0 + q], dv[12 + j, c, p0 + q],
+                                             dv[18 + j, c, p0 + q], dv[24 + j, c, p0 + q], dv[30 + j, c, p0 + q])
+                    ev[2 * tw + q] += e4
+                    od[2 * tw + q] += e5
+            for y in range(ph, ph + h):                      # adjoint of d B, the rows inside dx
+                par, o = y % 2, (y // 2) * tw
+                row[:] = 0.0
+                for t in range(tw):
+                    e0, e1, e2, e3, e4, e5 = _b5(r[0, par, o + t], r[1, par, o + t], r[2, par, o + t],
+                                                 r[3, par, o + t], r[4, par, o + t], r[5, par, o + t])
+                    row[2 * t] += e0
+                    row[2 * t + 1] += e1
+                    row[2 * t + 2] += e2
+                    row[2 * t + 3] += e3
+                    row[2 * t + 4] += e4
+                    row[2 * t + 5] += e5
+                for xx in range(w):
+                    dx[n, c, y - ph, xx] = row[xx + pw]
+
+
+@njit(**KERNEL)
+def output_transform5(m, bias, use_bias, relu, th, tw, y, work):
+    """:func:`output_transform` for F(2×2, 5×5): Aᵀ rows (1, 1, 1, 1, 1, 0) and (0, 1, −1, 2, −2, 1)."""
+    n_img, n_f, oh, ow = y.shape
+    tt = th * tw
+    zero = y.dtype.type(0.0)
+    t = work[:12 * tt].reshape((2, 6, tt))
+    out = work[12 * tt:16 * tt].reshape((4, tt))
+    for n in range(n_img):
+        p0 = n * tt
+        for f in range(n_f):
+            b = bias[f] if use_bias else zero
+            for j in range(6):                               # Aᵀ M, column j: six rows of M per loop
+                t0, t1 = t[0, j], t[1, j]
+                for q in range(tt):
+                    m0, m1, m2, m3, m4, m5 = (m[j, f, p0 + q], m[6 + j, f, p0 + q], m[12 + j, f, p0 + q],
+                                              m[18 + j, f, p0 + q], m[24 + j, f, p0 + q], m[30 + j, f, p0 + q])
+                    t0[q] = m0 + m1 + m2 + m3 + m4
+                    t1[q] = m1 - m2 + _x2(m3 - m4) + m5
+            for a in range(2):                               # (Aᵀ M) A, the bias, the ReLU
+                ta = t[a]
+                for q in range(tt):
+                    o0 = ta[0, q] + ta[1, q] + ta[2, q] + ta[3, q] + ta[4, q] + b
+                    o1 = ta[1, q] - ta[2, q] + _x2(ta[3, q] - ta[4, q]) + ta[5, q] + b
+                    if relu:
+                        o0, o1 = max(o0, zero), max(o1, zero)
+                    out[2 * a, q] = o0
+                    out[2 * a + 1, q] = o1
+            for yy in range(oh):
+                src = out[2 * (yy % 2):2 * (yy % 2) + 2]
+                o = (yy // 2) * tw
+                for xx in range(ow):
+                    y[n, f, yy, xx] = src[xx % 2, o + xx // 2]
+
+
+@njit(**KERNEL)
+def output_grad5(dy, y, relu, th, tw, dm, db, use_bias, work):
+    """:func:`output_grad` for F(2×2, 5×5): dM = A e Aᵀ with A's rows (1, 0), (1, 1), (1, −1), (1, 2),
+    (1, −2), (0, 1)."""
+    n_img, n_f, oh, ow = dy.shape
+    zero, one = dy.dtype.type(0.0), dy.dtype.type(1.0)
+    tt = th * tw
+    gs = work[:4 * tt * OUT_BLOCK].reshape((OUT_BLOCK, 4, tt))
+    if 2 * th != oh or 2 * tw != ow:
+        gs[...] = zero
+    for n in range(n_img):
+        p0 = n * tt
+        for f0 in range(0, n_f, OUT_BLOCK):
+            for f in range(f0, min(n_f, f0 + OUT_BLOCK)):
+                g = gs[f - f0]
+                acc = zero
+                for yy in range(oh):
+                    i, o = 2 * (yy % 2), (yy // 2) * tw
+                    for xx in range(ow):
+                        e = dy[n, f, yy, xx]
+                        e = zero if relu and y[n, f, yy, xx] <= zero else e
+                        g[i + xx % 2, o + xx // 2] = e
+                        acc += e
+                if use_bias:
+                    db[f] += acc
+            for f in range(f0, min(n_f, f0 + OUT_BLOCK)):
+                g = gs[f - f0]
+                for i in range(6):                           # row i of A: (c0, c1)
+                    c0 = zero if i == 5 else one
+                    c1 = zero if i == 0 else (one if i == 1 or i == 5 else
+                                              (-one if i == 2 else (one + one if i == 3 else -one - one)))
+                    for q in range(tt):
+                        r0 = c0 * g[0, q] + c1 * g[2, q]     # (A e)[i], columns 0 and 1 of the tile
+                        r1 = c0 * g[1, q] + c1 * g[3, q]
+                        dm[6 * i, f, p0 + q] = r0
+                        dm[6 * i + 1, f, p0 + q] = r0 + r1
+                        dm[6 * i + 2, f, p0 + q] = r0 - r1
+                        dm[6 * i + 3, f, p0 + q] = r0 + _x2(r1)
+                        dm[6 * i + 4, f, p0 + q] = r0 - _x2(r1)
+                        dm[6 * i + 5, f, p0 + q] = r1
