@@ -1,4 +1,5 @@
-"""Winograd's minimal filtering F(2×2, 3×3) for the ``cpu`` backend's 3×3, stride-1 convolutions.
+"""Winograd's minimal filtering F(2×2, 3×3) and F(2×2, 5×5) for the ``cpu`` backend's 3×3 and 5×5,
+stride-1 convolutions.
 
 Each 2×2 block of outputs (a *tile*) is computed from the 4×4 block of input that covers it with 16
 products per channel instead of 36 (Lavin & Gray, 2016):
@@ -12,17 +13,19 @@ transformed input of 16/4 = 4 values per output pixel and channel instead of 9. 
 ``dM = A dY Aᵀ``; ``dU[k] = dM[k] V[k]ᵀ`` folded back by ``dg = Gᵀ dU G``; ``dV[k] = U[k]ᵀ dM[k]`` folded
 back by ``dd = B dV Bᵀ`` and added into the input's gradient (neighbouring input tiles overlap by 2).
 
+F(2×2, 5×5) is the same with 6×6 input tiles: 36 GEMMs, 2.8× fewer multiply-adds than im2col's 25·C per
+output, its matrices built by Toom-Cook (:func:`matrices`) and its transforms written out from them.
+
 The tiles cover ceil(oh/2) × ceil(ow/2) blocks; cells outside the (padded) input read 0, outputs beyond the
 top are not written.  The transforms are exact in real arithmetic; in float32 they add rounding of the order
-of the GEMM's own (tests/test_winograd.py compares with im2col + GEMM and checks the gradients).
+of the GEMM's own for 3×3 and about ten times that for 5×5, whose transforms scale by up to 5 and 1/24
+(tests/test_winograd.py compares with im2col + GEMM and checks the gradients).
 """
 from __future__ import annotations
 
 from numba import njit
 
 KERNEL = dict(cache=True, nogil=True, error_model="numpy")
-
-
 OUT_BLOCK = 8      # filters whose output gradient :func:`output_grad` gathers before transforming it
 
 
