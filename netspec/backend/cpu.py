@@ -203,6 +203,19 @@ def col2im_images(col, kh, kw, sh, sw, ph, pw, oh, ow, dx):
 
 
 # ---------------------------------------------------------------------------------------------- pooling
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _window_max(xc, h0, he, w0, we):
+    """(max, flat h·W + w of its first cell) over rows h0 … he − 1 and columns w0 … we − 1 of ``xc``."""
+    best, arg = xc[h0, w0], h0 * xc.shape[1] + w0
+    for iy in range(h0, he):
+        for ix in range(w0, we):
+            v = xc[iy, ix]
+            if v > best:
+                best = v
+                arg = iy * xc.shape[1] + ix
+    return best, arg
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def maxpool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
     """Max pooling; padded cells act as −∞; ``argmax`` (int32) keeps the flat h·W + w of each max (ties: the
@@ -219,18 +232,7 @@ def maxpool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
                 hs = max(hs, 0)
                 for ox in range(ow):
                     ws = ox * sw - pw
-                    we = min(ws + kw, w)
-                    ws = max(ws, 0)
-                    best = xc[hs, ws]
-                    arg = hs * w + ws
-                    for iy in range(hs, he):
-                        for ix in range(ws, we):
-                            v = xc[iy, ix]
-                            if v > best:
-                                best = v
-                                arg = iy * w + ix
-                    yc[oy, ox] = best
-                    ac[oy, ox] = arg
+                    yc[oy, ox], ac[oy, ox] = _window_max(xc, hs, he, max(ws, 0), min(ws + kw, w))
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -267,17 +269,8 @@ def maxpool3x3_forward(x, sh, sw, ph, pw, y, argmax):
                         yc[oy, ox] = best
                         ac[oy, ox] = arg
                     else:
-                        h0, he, w0, we = max(hs, 0), min(hs + 3, h), max(ws, 0), min(ws + 3, w)
-                        best = xc[h0, w0]
-                        arg = h0 * w + w0
-                        for iy in range(h0, he):
-                            for ix in range(w0, we):
-                                v = xc[iy, ix]
-                                if v > best:
-                                    best = v
-                                    arg = iy * w + ix
-                        yc[oy, ox] = best
-                        ac[oy, ox] = arg
+                        yc[oy, ox], ac[oy, ox] = _window_max(xc, max(hs, 0), min(hs + 3, h), max(ws, 0),
+                                                             min(ws + 3, w))
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

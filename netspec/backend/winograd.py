@@ -37,6 +37,41 @@ def work_size(th: int, tw: int) -> int:
     return max(8 * (th + 1) * tw + (2 * th + 2) * (2 * tw + 2), 4 * th * tw * OUT_BLOCK)
 
 
+@njit(inline="always", **KERNEL)
+def _pad_into(xc, ph, pw, xp):
+    """One image channel ``xc`` into the interior of the zero-bordered padded plane ``xp``."""
+    for yy in range(xc.shape[0]):
+        for xx in range(xc.shape[1]):
+            xp[yy + ph, xx + pw] = xc[yy, xx]
+
+
+@njit(**KERNEL)
+def _gather_tiles(dyc, yc, relu, tw, g):
+    """One output channel's gradient ``dyc`` (times [yc > 0] if ``relu``) into ``g``: row 2·a + b holds
+    cell (a, b) of every 2×2 tile.  Returns the gradient's sum (the bias gradient)."""
+    zero = dyc.dtype.type(0.0)
+    acc = zero
+    for yy in range(dyc.shape[0]):
+        i, o = 2 * (yy % 2), (yy // 2) * tw
+        for xx in range(dyc.shape[1]):
+            e = dyc[yy, xx]
+            e = zero if relu and yc[yy, xx] <= zero else e
+            g[i + xx % 2, o + xx // 2] = e
+            acc += e
+    return acc
+
+
+@njit(inline="always", **KERNEL)
+def _place_tiles(out, tw, yc):
+    """The adjoint of :func:`_gather_tiles`: row 2·a + b of ``out``, cell (a, b) of every tile, into the
+    output channel ``yc`` (cells beyond its edge dropped)."""
+    for yy in range(yc.shape[0]):
+        src = out[2 * (yy % 2):2 * (yy % 2) + 2]
+        o = (yy // 2) * tw
+        for xx in range(yc.shape[1]):
+            yc[yy, xx] = src[xx % 2, o + xx // 2]
+
+
 @njit(**KERNEL)
 def filter_transform(w, u, work):
     """``u[k, f, c]`` = (G w[f, c] Gᵀ) at position k = 4·row + column (w: F×C×3×3)."""
@@ -93,9 +128,7 @@ def input_transform(x, ph, pw, th, tw, v, work):
     xp[...] = 0.0                                            # the border stays 0; the interior is rewritten
     for n in range(n_img):
         for c in range(n_c):
-            for yy in range(h):
-                for xx in range(w):
-                    xp[yy + ph, xx + pw] = x[n, c, yy, xx]
+            _pad_into(x[n, c], ph, pw, xp)
             for y in range(2 * th + 2):                      # d B, row by row
                 par, o, row = y % 2, (y // 2) * tw, xp[y]
                 for q in range(tw):
@@ -176,11 +209,7 @@ def output_transform(m, bias, use_bias, relu, th, tw, y, work):
                 if relu:
                     o00, o01, o10, o11 = max(o00, zero), max(o01, zero), max(o10, zero), max(o11, zero)
                 out[0, q], out[1, q], out[2, q], out[3, q] = o00, o01, o10, o11
-            for yy in range(oh):
-                src = out[2 * (yy % 2):2 * (yy % 2) + 2]
-                o = (yy // 2) * tw
-                for xx in range(ow):
-                    y[n, f, yy, xx] = src[xx % 2, o + xx // 2]
+            _place_tiles(out, tw, y[n, f])
 
 
 @njit(**KERNEL)
@@ -200,15 +229,7 @@ def output_grad(dy, y, relu, th, tw, dm, db, use_bias, work):
         p0 = n * tt
         for f0 in range(0, n_f, OUT_BLOCK):
             for f in range(f0, min(n_f, f0 + OUT_BLOCK)):
-                g = gs[f - f0]
-                acc = zero
-                for yy in range(oh):
-                    i, o = 2 * (yy % 2), (yy // 2) * tw
-                    for xx in range(ow):
-                        e = dy[n, f, yy, xx]
-                        e = zero if relu and y[n, f, yy, xx] <= zero else e
-                        g[i + xx % 2, o + xx // 2] = e
-                        acc += e
+                acc = _gather_tiles(dy[n, f], y[n, f], relu, tw, gs[f - f0])
                 if use_bias:
                     db[f] += acc
             for f in range(f0, min(n_f, f0 + OUT_BLOCK)):
@@ -344,9 +365,7 @@ def input_transform5(x, ph, pw, th, tw, v, work):
     for n in range(n_img):
         p0 = n * tt
         for c in range(n_c):
-            for yy in range(h):
-                for xx in range(w):
-                    xp[yy + ph, xx + pw] = x[n, c, yy, xx]
+            _pad_into(x[n, c], ph, pw, xp)
             for y in range(rows):                            # d B, row by row
                 par, o, row = y % 2, (y // 2) * tw, xp[y]
                 for t in range(tw):
@@ -445,11 +464,7 @@ def output_transform5(m, bias, use_bias, relu, th, tw, y, work):
                         o0, o1 = max(o0, zero), max(o1, zero)
                     out[2 * a, q] = o0
                     out[2 * a + 1, q] = o1
-            for yy in range(oh):
-                src = out[2 * (yy % 2):2 * (yy % 2) + 2]
-                o = (yy // 2) * tw
-                for xx in range(ow):
-                    y[n, f, yy, xx] = src[xx % 2, o + xx // 2]
+            _place_tiles(out, tw, y[n, f])
 
 
 @njit(**KERNEL)
@@ -466,15 +481,7 @@ def output_grad5(dy, y, relu, th, tw, dm, db, use_bias, work):
         p0 = n * tt
         for f0 in range(0, n_f, OUT_BLOCK):
             for f in range(f0, min(n_f, f0 + OUT_BLOCK)):
-                g = gs[f - f0]
-                acc = zero
-                for yy in range(oh):
-                    i, o = 2 * (yy % 2), (yy // 2) * tw
-                    for xx in range(ow):
-                        e = dy[n, f, yy, xx]
-                        e = zero if relu and y[n, f, yy, xx] <= zero else e
-                        g[i + xx % 2, o + xx // 2] = e
-                        acc += e
+                acc = _gather_tiles(dy[n, f], y[n, f], relu, tw, gs[f - f0])
                 if use_bias:
                     db[f] += acc
             for f in range(f0, min(n_f, f0 + OUT_BLOCK)):
