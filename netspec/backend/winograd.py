@@ -280,8 +280,8 @@ def matrices(r: int):
 
 def work_size5(th: int, tw: int) -> int:
     """Floats of scratch the F(2×2, 5×5) kernels need (see :func:`work_size`)."""
-    plane = (th + 2) * tw
-    return max(12 * plane + (2 * th + 4) * (2 * tw + 4), 4 * th * tw * OUT_BLOCK, 16 * th * tw)
+    plane, tt = (th + 2) * tw, th * tw
+    return max(12 * plane + max((2 * th + 4) * (2 * tw + 4), 2 * tw + 4 + 6 * tt), 4 * tt * OUT_BLOCK, 16 * tt)
 
 
 @njit(**KERNEL)
@@ -398,28 +398,24 @@ def input_grad5(dv, ph, pw, th, tw, dx, work):
     cols = 2 * tw + 4
     r = work[:12 * plane].reshape((6, 2, plane))
     row = work[12 * plane:12 * plane + cols]
+    e = work[12 * plane + cols:12 * plane + cols + 6 * tt].reshape((6, tt))
     for n in range(n_img):
         p0 = n * tt
         for c in range(n_c):
-            for j in range(6):                               # adjoint of Bᵀ (d B), one row shift per loop
-                ev, od = r[j, 0], r[j, 1]
+            for j in range(6):                               # adjoint of Bᵀ (d B): B dV per tile, then
+                ev, od = r[j, 0], r[j, 1]                    # added at shifts of 0, 1, 2 tile rows
+                for q in range(tt):
+                    e0, e1, e2, e3, e4, e5 = _b5(dv[j, c, p0 + q], dv[6 + j, c, p0 + q], dv[12 + j, c, p0 + q],
+                                                 dv[18 + j, c, p0 + q], dv[24 + j, c, p0 + q], dv[30 + j, c, p0 + q])
+                    e[0, q], e[1, q], e[2, q] = e0, e1, e2
+                    e[3, q], e[4, q], e[5, q] = e3, e4, e5
                 ev[:] = 0.0
                 od[:] = 0.0
-                for q in range(tt):
-                    e0, e1, _, _, _, _ = _b5(dv[j, c, p0 + q], dv[6 + j, c, p0 + q], dv[12 + j, c, p0 + q],
-                                             dv[18 + j, c, p0 + q], dv[24 + j, c, p0 + q], dv[30 + j, c, p0 + q])
-                    ev[q] += e0
-                    od[q] += e1
-                for q in range(tt):
-                    _, _, e2, e3, _, _ = _b5(dv[j, c, p0 + q], dv[6 + j, c, p0 + q], dv[12 + j, c, p0 + q],
-                                             dv[18 + j, c, p0 + q], dv[24 + j, c, p0 + q], dv[30 + j, c, p0 + q])
-                    ev[tw + q] += e2
-                    od[tw + q] += e3
-                for q in range(tt):
-                    _, _, _, _, e4, e5 = _b5(dv[j, c, p0 + q], dv[6 + j, c, p0 + q], dv[12 + j, c, p0 + q],
-                                             dv[18 + j, c, p0 + q], dv[24 + j, c, p0 + q], dv[30 + j, c, p0 + q])
-                    ev[2 * tw + q] += e4
-                    od[2 * tw + q] += e5
+                for s in range(3):
+                    o, te, to = s * tw, e[2 * s], e[2 * s + 1]
+                    for q in range(tt):
+                        ev[o + q] += te[q]
+                        od[o + q] += to[q]
             for y in range(ph, ph + h):                      # adjoint of d B, the rows inside dx
                 par, o = y % 2, (y // 2) * tw
                 row[:] = 0.0
