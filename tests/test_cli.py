@@ -78,7 +78,17 @@ def test_broken_configs_give_one_clear_line_each(tmp_path, monkeypatch, name):
         assert lines == want
     if name == "missing.yaml":
         assert lines == [f"error: missing.yaml:2: layers -> d -> source: list file 'nowhere/train.txt' not found "
-                         f"(looked in {tmp_path}/nowhere/train.txt; prepare it with e.g. 'netspec data mnist')"]
+                         f"(looked in {tmp_path}/nowhere/train.txt; prepare it with e.g. "
+                         "'netspec data arrays FILE.npz --split train --out nowhere')"]
+
+
+def test_a_missing_list_file_names_the_command_that_writes_it():
+    """The hint follows the path: the gallery's MNIST and CIFAR-10 folders, else arrays of one's own."""
+    from netspec.layers.data import prepare_command
+    assert prepare_command("data/mnist/train.txt") == "netspec data mnist"
+    assert prepare_command("data/cifar10/test.txt") == ("netspec data cifar10 --from cifar-10-binary.tar.gz "
+                                                        "--out data/cifar10")
+    assert prepare_command("mine/val.txt") == "netspec data arrays FILE.npz --split val --out mine"
 
 
 def test_missing_config_file(tmp_path):

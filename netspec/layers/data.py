@@ -184,6 +184,24 @@ def resolve(path: str, base_dir: str) -> str:
     return alt if os.path.exists(alt) else path
 
 
+def searched(path: str, base_dir: str) -> str:
+    """Where :func:`resolve` looked for ``path``, for an error message."""
+    here, beside = os.path.abspath(path), os.path.abspath(os.path.join(base_dir, path))
+    return here if os.path.isabs(path) or here == beside else f"{here} and {beside}"
+
+
+def prepare_command(source: str) -> str:
+    """The `netspec data` command that writes a list file like ``source``: the dataset its path names
+    (data/mnist/train.txt: MNIST), else the one for arrays of the user's own."""
+    parts = os.path.normpath(source).lower().split(os.sep)
+    if any(part.startswith("cifar") for part in parts):
+        return f"netspec data cifar10 --from cifar-10-binary.tar.gz --out {os.path.dirname(source) or '.'}"
+    if "mnist" in parts or any(part.startswith("mnist") for part in parts):
+        return "netspec data mnist"
+    split = os.path.splitext(os.path.basename(source))[0]
+    return f"netspec data arrays FILE.npz --split {split} --out {os.path.dirname(source) or '.'}"
+
+
 @registry.layers.register("HDF5Data")
 class HDF5DataLayer(_Source):
     """Reads the datasets named like its tops from every HDF5 file of the ``source`` list.
@@ -201,8 +219,8 @@ class HDF5DataLayer(_Source):
         src = resolve(self.p.source, self.ctx.base_dir)
         if not os.path.isfile(src):
             raise DataError(f"{self.where}: layers -> {self.name} -> source: list file '{self.p.source}' not found "
-                            f"(looked in {os.path.abspath(self.p.source)}; prepare it with e.g. "
-                            "'netspec data mnist')")
+                            f"(looked in {searched(self.p.source, self.ctx.base_dir)}; prepare it with e.g. "
+                            f"'{prepare_command(self.p.source)}')")
         paths = list_file_paths(src)
         if not paths:
             raise DataError(f"{self.where}: layers -> {self.name}: list file '{src}' names no HDF5 file")
