@@ -867,6 +867,11 @@ class CPUBackend(HostLayerOps, CPURecurrent, HostArrays):
                             work=z(winograd.work_size(th, tw) if k == 3 else winograd.work_size5(th, tw)),
                             g=None if k == 3 else winograd.matrices(k)[1])
 
+    def _wino(self, plan, name):
+        """The Winograd kernel ``name`` for the plan's filter size: F(2×2, 3×3)'s, or ``name5``, F(2×2, 5×5)'s
+        (the same arguments)."""
+        return getattr(self.k, name if plan.g is None else name + "5")
+
     def _winograd_forward(self, plan, x, w, b, y):
         k, (th, tw), ph, pw = self.k, plan.tiles, plan.geom[4], plan.geom[5]
         plan.x = x
@@ -880,19 +885,10 @@ class CPUBackend(HostLayerOps, CPURecurrent, HostArrays):
             stop = min(x.shape[0], start + plan.group)
             p = (stop - start) * th * tw
             v, m = plan.v[:pos * c * p].reshape(pos, c, p), plan.m[:pos * n_f * p].reshape(pos, n_f, p)
-            self._wino_input(plan, x[start:stop], v)
+            self._wino(plan, "wino_input")(x[start:stop], ph, pw, th, tw, v, plan.work)
             k.gemm_batched(plan.u, v, m)
-            if plan.g is None:
-                k.wino_output(m, bias, b is not None, plan.fused_relu, th, tw, y[start:stop], plan.work)
-            else:
-                k.wino_output5(m, bias, b is not None, plan.fused_relu, th, tw, y[start:stop], plan.work)
-
-    def _wino_input(self, plan, x, v):
-        (th, tw), ph, pw = plan.tiles, plan.geom[4], plan.geom[5]
-        if plan.g is None:
-            self.k.wino_input(x, ph, pw, th, tw, v, plan.work)
-        else:
-            self.k.wino_input5(x, ph, pw, th, tw, v, plan.work)
+            self._wino(plan, "wino_output")(m, bias, b is not None, plan.fused_relu, th, tw, y[start:stop],
+                                            plan.work)
 
     def _winograd_backward(self, plan, y, dy, dw, db, dx):
         k, (th, tw), ph, pw = self.k, plan.tiles, plan.geom[4], plan.geom[5]
@@ -903,23 +899,16 @@ class CPUBackend(HostLayerOps, CPURecurrent, HostArrays):
             stop = min(x.shape[0], start + plan.group)
             p = (stop - start) * th * tw
             v, dm = plan.v[:pos * c * p].reshape(pos, c, p), plan.m[:pos * n_f * p].reshape(pos, n_f, p)
-            self._wino_input(plan, x[start:stop], v)
-            if plan.g is None:
-                k.wino_output_grad(dy[start:stop], y[start:stop], plan.fused_relu, th, tw, dm, dbias,
-                                   db is not None, plan.work)
-            else:
-                k.wino_output_grad5(dy[start:stop], y[start:stop], plan.fused_relu, th, tw, dm, dbias,
-                                    db is not None, plan.work)
+            self._wino(plan, "wino_input")(x[start:stop], ph, pw, th, tw, v, plan.work)
+            self._wino(plan, "wino_output_grad")(dy[start:stop], y[start:stop], plan.fused_relu, th, tw, dm,
+                                                 dbias, db is not None, plan.work)
             k.gemm_batched(dm, v.transpose(0, 2, 1), plan.du if start == 0 else plan.du_part)
             if start:
                 plan.du += plan.du_part
             if dx is not None:
                 dv = plan.dv[:pos * c * p].reshape(pos, c, p)
                 k.gemm_batched(plan.u.transpose(0, 2, 1), dm, dv)
-                if plan.g is None:
-                    k.wino_input_grad(dv, ph, pw, th, tw, dx[start:stop], plan.work)
-                else:
-                    k.wino_input_grad5(dv, ph, pw, th, tw, dx[start:stop], plan.work)
+                self._wino(plan, "wino_input_grad")(dv, ph, pw, th, tw, dx[start:stop], plan.work)
         if plan.g is None:
             k.wino_filter_grad(plan.du, dw, plan.work)
         else:
