@@ -727,6 +727,9 @@ WINOGRAD_SIZES = (3, 5)     # square filters of these sizes run as Winograd F(2�
 WINOGRAD_MIN_CHANNELS = 32  # ... at stride 1 with at least this many input channels
 WINOGRAD_BUDGET = 512 << 10  # bytes of transformed input tiles per group of images (L2-sized: mnist_cnn's
                              # 64-channel conv3 15.6 ms per step at 512 KiB, 18.5 at 2 MiB, 30.7 at 8 MiB)
+WINOGRAD_KEEP_INPUT = (5,)   # sizes whose transformed input training keeps for backward: 5×5's transform
+                             # costs more than reading it back (cifar10_quick 57.2 -> 53.4 ms per step); 3×3's
+                             # less (mnist_cnn 29.4 -> 30.1 ms kept), so it is transformed again
 TRANSPOSED_MAX_ROWS = 128    # inner product: yᵀ = W xᵀ for at most this many rows ...
 TRANSPOSED_MIN_OUTPUTS = 64  # ... and at least this many outputs
 
@@ -761,8 +764,9 @@ class WinogradPlan:
     fused_relu: bool
     group: int
     tiles: tuple                 # th, tw: tile rows and columns per image
+    keep: bool                   # training keeps every group's V for backward (else transforms it again)
     u: np.ndarray                # (positions, F, C)
-    v: np.ndarray                # flat; a group's (positions, C, P) is a prefix
+    v: np.ndarray                # flat; a group's (positions, C, P) is a prefix, or every group's in turn
     m: np.ndarray                # flat; (positions, F, P)
     dv: np.ndarray               # flat; (positions, C, P)
     du: np.ndarray
@@ -830,7 +834,7 @@ class CPUBackend(HostLayerOps, CPURecurrent, HostArrays):
         kh, kw, sh, sw, ph, pw, oh, ow = geom
         ckk = c * kh * kw
         if kh == kw and kh in WINOGRAD_SIZES and sh == sw == 1 and c >= WINOGRAD_MIN_CHANNELS:
-            return self._winograd_plan(n, c, n_filter, geom, dtype, fused_relu)
+            return self._winograd_plan(n, c, n_filter, geom, train, dtype, fused_relu)
         image_major = oh * ow >= IMAGE_MAJOR_PIXELS and n_filter * ckk <= IMAGE_MAJOR_MAX_WEIGHTS
         per_image = ckk * oh * ow * np.dtype(dtype).itemsize
         group = n if train else max(1, min(n, COL_BUDGET // per_image))
@@ -853,7 +857,7 @@ class CPUBackend(HostLayerOps, CPURecurrent, HostArrays):
                         no_bias=z((1,)), regroup=regroup,
                         dw_part=z((ckk, n_filter) if regroup else (1,)))
 
-    def _winograd_plan(self, n, c, n_filter, geom, dtype, fused_relu) -> WinogradPlan:
+    def _winograd_plan(self, n, c, n_filter, geom, train, dtype, fused_relu) -> WinogradPlan:
         k, oh, ow = geom[0], geom[6], geom[7]
         th, tw = (oh + 1) // 2, (ow + 1) // 2
         pos = (k + 1) ** 2
@@ -861,7 +865,9 @@ class CPUBackend(HostLayerOps, CPURecurrent, HostArrays):
         group = max(1, min(n, WINOGRAD_BUDGET // per_image))
         p = group * th * tw
         z = lambda s: np.zeros(s, dtype)   # noqa: E731
-        return WinogradPlan(geom, fused_relu, group, (th, tw), u=z((pos, n_filter, c)), v=z(pos * c * p),
+        keep = train and k in WINOGRAD_KEEP_INPUT
+        return WinogradPlan(geom, fused_relu, group, (th, tw), keep, u=z((pos, n_filter, c)),
+                            v=z((-(-n // group) if keep else 1) * pos * c * p),
                             m=z(pos * n_filter * p), dv=z(pos * c * p), du=z((pos, n_filter, c)),
                             du_part=z((pos, n_filter, c)), no_bias=z((1,)),
                             work=z(winograd.work_size(th, tw) if k == 3 else winograd.work_size5(th, tw)),
@@ -871,6 +877,13 @@ class CPUBackend(HostLayerOps, CPURecurrent, HostArrays):
         """The Winograd kernel ``name`` for the plan's filter size: F(2×2, 3×3)'s, or ``name5``, F(2×2, 5×5)'s
         (the same arguments)."""
         return getattr(self.k, name if plan.g is None else name + "5")
+
+    def _wino_v(self, plan, start, p):
+        """The transformed input of the group of images from ``start`` (p tiles): its own block when the
+        plan keeps them for backward, else the one group-sized buffer."""
+        pos, c = plan.u.shape[0], plan.u.shape[2]
+        off = (start // plan.group) * plan.group * plan.tiles[0] * plan.tiles[1] * pos * c if plan.keep else 0
+        return plan.v[off:off + pos * c * p].reshape(pos, c, p)
 
     def _winograd_forward(self, plan, x, w, b, y):
         k, (th, tw), ph, pw = self.k, plan.tiles, plan.geom[4], plan.geom[5]
@@ -884,7 +897,7 @@ class CPUBackend(HostLayerOps, CPURecurrent, HostArrays):
         for start in range(0, x.shape[0], plan.group):
             stop = min(x.shape[0], start + plan.group)
             p = (stop - start) * th * tw
-            v, m = plan.v[:pos * c * p].reshape(pos, c, p), plan.m[:pos * n_f * p].reshape(pos, n_f, p)
+            v, m = self._wino_v(plan, start, p), plan.m[:pos * n_f * p].reshape(pos, n_f, p)
             self._wino(plan, "wino_input")(x[start:stop], ph, pw, th, tw, v, plan.work)
             k.gemm_batched(plan.u, v, m)
             self._wino(plan, "wino_output")(m, bias, b is not None, plan.fused_relu, th, tw, y[start:stop],
@@ -898,8 +911,9 @@ class CPUBackend(HostLayerOps, CPURecurrent, HostArrays):
         for start in range(0, x.shape[0], plan.group):
             stop = min(x.shape[0], start + plan.group)
             p = (stop - start) * th * tw
-            v, dm = plan.v[:pos * c * p].reshape(pos, c, p), plan.m[:pos * n_f * p].reshape(pos, n_f, p)
-            self._wino(plan, "wino_input")(x[start:stop], ph, pw, th, tw, v, plan.work)
+            v, dm = self._wino_v(plan, start, p), plan.m[:pos * n_f * p].reshape(pos, n_f, p)
+            if not plan.keep:                                # transformed again: cheaper than kept (3×3)
+                self._wino(plan, "wino_input")(x[start:stop], ph, pw, th, tw, v, plan.work)
             self._wino(plan, "wino_output_grad")(dy[start:stop], y[start:stop], plan.fused_relu, th, tw, dm,
                                                  dbias, db is not None, plan.work)
             k.gemm_batched(dm, v.transpose(0, 2, 1), plan.du if start == 0 else plan.du_part)
