@@ -882,7 +882,7 @@ class CPUBackend(HostLayerOps, CPURecurrent, HostArrays):
         """The transformed input of the group of images from ``start`` (p tiles): its own block when the
         plan keeps them for backward, else the one group-sized buffer."""
         pos, c = plan.u.shape[0], plan.u.shape[2]
-        off = (start // plan.group) * plan.group * plan.tiles[0] * plan.tiles[1] * pos * c if plan.keep else 0
+        off = start * plan.tiles[0] * plan.tiles[1] * pos * c if plan.keep else 0
         return plan.v[off:off + pos * c * p].reshape(pos, c, p)
 
     def _winograd_forward(self, plan, x, w, b, y):
