@@ -19,7 +19,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GALLERY = ("mnist_lenet", "mnist_cnn", "mnist_mlp_adadelta", "mnist_dropout_fc", "cifar10_quick", "cifar10_cnn",
            "char_lstm", "char_rnn")
-KERNEL_MODULES = ("cpu", "cpu_recurrent")      # the cpu backend's modules of cached kernels
+KERNEL_MODULES = ("cpu", "cpu_recurrent", "winograd")   # the cpu backend's modules of cached kernels
 
 
 def cache_is_cold() -> bool:
